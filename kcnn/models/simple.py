@@ -1,0 +1,69 @@
+"""The BatchNorm CNN of the MNIST tutorials."""
+
+__all__ = ["simple_cnn"]
+
+import keras
+
+from kcnn.models import _common
+from kcnn.models.blocks import batch_norm
+from kcnn.registry import register
+
+_FILTERS = (32, 64, 128)
+
+
+@register
+def simple_cnn(include_top=True, weights=None, input_tensor=None,
+               input_shape=None, pooling=None, classes=10,
+               classifier_activation="softmax", dropout=(0.25, 0.5),
+               name="simple_cnn"):
+    """The small BatchNorm CNN people train on MNIST.
+
+    Three blocks of 3x3 convolution ("same"), batch norm, ReLU and 2x2 max
+    pooling with 32, 64 and 128 filters, dropout 0.25, dense 256 with ReLU,
+    dropout 0.5 and the classifier. At the reference input, 28x28x1 with 10
+    classes, it has 390,858 trainable parameters. Inputs from 8x8 up; other sizes
+    are pooled adaptively to the reference 3x3 map so the head keeps its shape.
+
+    Args:
+        dropout: the two dropout rates, after the convolutions and after the
+            hidden dense layer.
+        Other arguments as in `keras.applications`.
+    """
+    _common.check_arguments(model_name=name, include_top=include_top,
+                            weights=weights, pooling=pooling, classes=classes,
+                            classifier_activation=classifier_activation)
+    conv_dropout, dense_dropout = _dropout_pair(dropout)
+    img_input, hwc = _common.build_input(
+        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
+        default_size=28, default_channels=1, min_size=8,
+        fixed_size_required=include_top)
+    x = img_input
+    for i, filters in enumerate(_FILTERS, start=1):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
+        x = batch_norm(x, f"bn{i}")
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    if include_top:
+        if hwc[0] != 28 or hwc[1] != 28:
+            x = keras.layers.AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
+        x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(256, activation="relu", name="fc1")(x)
+        x = keras.layers.Dropout(dense_dropout, name="dropout2")(x)
+        x = _common.classifier(x, classes, classifier_activation, name="fc2")
+    else:
+        x = _common.global_pool(x, pooling)
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
+        hwc=hwc, classes=classes, weights=weights,
+        preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]))
+
+
+def _dropout_pair(dropout):
+    pair = (dropout, dropout) if isinstance(dropout, (int, float)) else tuple(dropout)
+    if len(pair) != 2 or not all(isinstance(r, (int, float)) and 0 <= r < 1 for r in pair):
+        raise ValueError(
+            f"dropout must be a rate in [0, 1) or a pair of such rates; "
+            f"received dropout={dropout!r}."
+        )
+    return pair

@@ -1,0 +1,3 @@
+"""Placeholder: filled in by the family's author."""
+
+__all__ = []

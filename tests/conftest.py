@@ -1,0 +1,53 @@
+"""Shared test set-up. The suite runs once per backend, in separate processes:
+
+    KERAS_BACKEND=jax python -m pytest tests
+
+Keras is imported before anything that may import TensorFlow: on the torch
+backend the reverse order crashes the process (see the README).
+"""
+
+
+import keras  # noqa: I001  (must stay the first heavy import)
+import numpy as np
+import pytest
+
+BACKEND = keras.backend.backend()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "tf_only: process-heavy orchestration, run on the TensorFlow backend only",
+    )
+    config.addinivalue_line(
+        "markers",
+        "large: a big model whose size alone is checked, on the TensorFlow backend only",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason="TensorFlow backend only (keeps CI in budget)")
+    for item in items:
+        if "tf_only" in item.keywords or "large" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Each test starts from a cleared session, a fixed seed and channels_last."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    fmt = keras.config.image_data_format()
+    policy = keras.config.dtype_policy()
+    yield
+    keras.config.set_image_data_format(fmt)
+    keras.config.set_dtype_policy(policy)
+
+
+@pytest.fixture
+def channels_first():
+    keras.config.set_image_data_format("channels_first")
+    yield
+    keras.config.set_image_data_format("channels_last")
