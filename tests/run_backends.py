@@ -1,0 +1,48 @@
+"""Run the test suite once per Keras backend, each in a fresh process.
+
+    python tests/run_backends.py [--backends tensorflow jax torch] [-- pytest args]
+
+The backend is fixed when keras is imported, so each backend needs its own
+process. Prints each backend's duration and exits non-zero if any failed.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def main():
+    argv = sys.argv[1:]
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS),
+                        choices=BACKENDS, help="backends to run (default: all three)")
+    args = parser.parse_args(argv)
+
+    results = {}
+    for backend in args.backends:
+        print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
+        start = time.monotonic()
+        code = subprocess.call(
+            [sys.executable, "-m", "pytest", "tests", *extra],
+            env={**os.environ, "KERAS_BACKEND": backend},
+        )
+        results[backend] = (code, time.monotonic() - start)
+        print(f"===== {backend}: {'passed' if code == 0 else f'FAILED (exit {code})'} "
+              f"in {results[backend][1]:.0f} s =====", flush=True)
+
+    print("\nbackend durations:")
+    for backend, (code, seconds) in results.items():
+        print(f"  {backend:<10} {seconds:7.0f} s  {'ok' if code == 0 else 'FAILED'}")
+    sys.exit(0 if all(code == 0 for code, _ in results.values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
