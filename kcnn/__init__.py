@@ -6,12 +6,19 @@
 Works on the TensorFlow, JAX and PyTorch backends.
 """
 
-# Keras must be imported before anything that imports TensorFlow: under the
-# torch backend, TensorFlow loaded first makes triton (loaded by keras through
-# torch) crash the process. See the README.
-import keras  # noqa: F401  (import order matters)
+# Import order matters. triton (pulled in by the CUDA build of torch) crashes
+# the process when it is loaded after TensorFlow (their LLVM copies clash), and
+# under the torch backend `import keras` loads triton, while under the
+# TensorFlow backend it loads TensorFlow. So triton, when installed, is loaded
+# first, then keras, and only then anything that may import TensorFlow.
+import importlib.util
 
-from kcnn import layers, models
+if importlib.util.find_spec("triton") is not None:
+    import triton  # noqa: F401
+
+import keras  # noqa: E402,F401
+
+from kcnn import layers, models, weights
 from kcnn.models import *  # noqa: F401,F403  (the builders)
 from kcnn.registry import create_model, list_models
 

@@ -2,12 +2,14 @@
 
     KERAS_BACKEND=jax python -m pytest tests
 
-Keras is imported before anything that may import TensorFlow: on the torch
-backend the reverse order crashes the process (see the README).
+kcnn is imported first: it loads triton (if installed) and keras before
+anything that may import TensorFlow; other orders crash the process when
+torch and TensorFlow meet (see the README).
 """
 
 
-import keras  # noqa: I001  (must stay the first heavy import)
+import kcnn  # noqa: F401,I001  (first: it orders triton, keras and TensorFlow)
+import keras
 import numpy as np
 import pytest
 

@@ -93,7 +93,7 @@ def check_arguments(*, model_name, include_top, weights, pooling, classes,
             raise ValueError(
                 f"weights={str(weights)!r}: no such file. weights must be None "
                 f"(random initialisation) or the path to an existing weights "
-                f"file (.weights.h5) for {model_name}."
+                f"file (.weights.h5 or a torchvision .pth) for {model_name}."
             )
     try:
         keras.activations.get(classifier_activation)
@@ -225,12 +225,16 @@ def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
 
 
 def load_weights(model, path):
-    """Load a weights file into `model`; a mismatch names the file."""
+    """Load a `.weights.h5` (Keras) or `.pth` (torchvision state dict) file."""
     path = os.fspath(path)
+    if path.endswith((".pth", ".pt")):
+        from kcnn.weights import load_pth
+
+        return load_pth(model, path)
     if not path.endswith(".weights.h5"):
         raise ValueError(
             f"weights={path!r}: unsupported file type. Expected a Keras "
-            f"'.weights.h5' file."
+            f"'.weights.h5' file or a PyTorch state dict ('.pth')."
         )
     try:
         model.load_weights(path)

@@ -1,0 +1,187 @@
+"""Loading PyTorch state dicts (torchvision's layout) into kcnn models, by name.
+
+kcnn's layer names are torchvision's module paths with "_" for "."
+(`layer1.0.conv1.weight` -> layer `layer1_0_conv1`, variable `kernel`), so the
+conversion is a mapping of names plus a transposition per layer type:
+
+- `Conv2D`: torch (out, in/groups, kh, kw) -> Keras (kh, kw, in/groups, out).
+- `DepthwiseConv2D`: torch (C*m, 1, kh, kw) -> Keras (kh, kw, C, m).
+- `Dense`: torch (out, in) -> Keras (in, out). A dense layer fed by a `Flatten`
+  of a channels_last feature map also has its input rows reordered: torch
+  flattens (C, H, W), Keras (H, W, C).
+- `BatchNormalization`: weight, bias, running_mean, running_var -> gamma, beta,
+  moving_mean, moving_variance (`num_batches_tracked` is not used).
+
+Every tensor is checked before anything is assigned: a missing, unexpected or
+mis-shaped tensor is a `ValueError` that names it, and the model is left as it
+was. A model with one input channel loading three-channel weights (grayscale
+input) gets its first convolution's kernel summed over the colour channels, so
+that a grey image x gives what the RGB image (x, x, x) would.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+_BN_NAMES = ("weight", "bias", "running_mean", "running_var")
+_UNUSED = ("num_batches_tracked",)
+
+
+def read_pth(path):
+    """A `.pth` state dict as {name: float numpy array}, never running pickled code."""
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            f"Reading the PyTorch file {path!r} needs torch: install kcnn's torch "
+            f"extra (pip install 'kcnn[torch]'), or convert the file once to "
+            f"'.weights.h5' on a machine that has torch."
+        ) from e
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"weights={path!r} is not a readable PyTorch state dict: {e}") from e
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and hasattr(v, "detach") for k, v in state.items()):
+        raise ValueError(
+            f"weights={path!r} does not hold a state dict (a mapping of names to "
+            f"tensors, as torch.save(model.state_dict(), path) writes)."
+        )
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def load_state_dict(model, state_dict, *, source="state dict"):
+    """Assign a torchvision-style state dict (numpy arrays or tensors) to `model`.
+
+    All tensors are converted and checked first; only then is anything set.
+    """
+    state = {k: _to_numpy(v) for k, v in state_dict.items()
+             if k.rsplit(".", 1)[-1] not in _UNUSED}
+    by_layer = {}
+    for key, value in state.items():
+        module, _, param = key.rpartition(".")
+        by_layer.setdefault(module.replace(".", "_"), {})[param] = (key, value)
+
+    assignments = []
+    problems = []
+    for layer in _weighted_layers(model):
+        tensors = by_layer.pop(layer.name, None)
+        if tensors is None:
+            problems.append(f"no tensors for layer {layer.name!r} "
+                            f"(expected '{layer.name.replace('_', '.')}.*')")
+            continue
+        try:
+            assignments.append((layer, _convert(layer, tensors)))
+        except ValueError as e:
+            problems.append(str(e))
+    for module, tensors in by_layer.items():
+        names = ", ".join(sorted(key for key, _ in tensors.values()))
+        problems.append(f"unexpected tensors with no matching layer: {names}")
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ValueError(
+            f"The {source} does not match {model.name}; nothing was loaded:\n  {shown}{more}"
+        )
+    for layer, values in assignments:
+        layer.set_weights(values)
+
+
+def load_pth(model, path):
+    """Load a torchvision `.pth` state-dict file into `model`."""
+    path = os.fspath(path)
+    load_state_dict(model, read_pth(path), source=f"file {path!r}")
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _weighted_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if layer.weights and not layer._layers:
+            yield layer
+
+
+def _convert(layer, tensors):
+    """The Keras weight list of `layer` from its torch tensors {param: (key, array)}."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        params = _BN_NAMES
+    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                            keras.layers.Dense)):
+        params = ("weight", "bias")[:len(layer.weights)]
+    else:
+        raise ValueError(
+            f"layer {layer.name!r} of type {type(layer).__name__} has weights "
+            f"that kcnn does not know how to convert"
+        )
+    torch_name = layer.name.replace("_", ".")
+    missing = [p for p in params if p not in tensors]
+    if missing:
+        raise ValueError(f"missing tensors for layer {layer.name!r}: "
+                         f"{', '.join(f'{torch_name}.{p}' for p in missing)}")
+    unexpected = sorted(tensors[p][0] for p in set(tensors) - set(params))
+    if unexpected:
+        raise ValueError(f"unexpected tensors for layer {layer.name!r}: "
+                         f"{', '.join(unexpected)}")
+    values = []
+    for param, variable in zip(params, layer.weights):
+        key, value = tensors[param]
+        shape = tuple(variable.shape)
+        if param == "weight" and params is not _BN_NAMES:
+            value = _to_keras_layout(layer, value, shape)
+        if value is None or tuple(value.shape) != shape:
+            raise ValueError(
+                f"{key} has shape {tuple(tensors[param][1].shape)}, which does not "
+                f"fit {layer.name!r}.{variable.name} of shape {shape}"
+            )
+        values.append(value.astype(np.float32))
+    return values
+
+
+def _to_keras_layout(layer, w, shape):
+    """A torch weight in the layout of the Keras variable of `shape` (None: no fit)."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kh, kw, channels, multiplier = shape
+        if w.size != np.prod(shape):
+            return None
+        return w.reshape(channels, multiplier, kh, kw).transpose(2, 3, 0, 1)
+    if isinstance(layer, keras.layers.Conv2D):
+        if w.ndim != 4:
+            return None
+        w = w.transpose(2, 3, 1, 0)
+        if shape[2] == 1 and w.shape[2] == 3 and shape[:2] + shape[3:] == w.shape[:2] + w.shape[3:]:
+            w = w.sum(axis=2, keepdims=True)  # grayscale input, RGB weights
+        return w
+    if w.ndim != 2:
+        return None
+    hwc = _flattened_channels_last_shape(layer)
+    if hwc is not None and w.shape[1] == np.prod(hwc):
+        h, w_, c = hwc
+        w = w.reshape(-1, c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    return w.T
+
+
+def _flattened_channels_last_shape(dense):
+    """(H, W, C) when `dense` reads a Flatten of a channels_last map, else None.
+
+    Walks back through layers that keep the vector as it is (dropout,
+    activations) to find the Flatten.
+    """
+    node = dense._inbound_nodes[0] if dense._inbound_nodes else None
+    while node is not None:
+        op = node.input_tensors[0]._keras_history.operation
+        if isinstance(op, keras.layers.Flatten):
+            shape = op._inbound_nodes[0].input_tensors[0].shape[1:]
+            if len(shape) != 3 or op.data_format != "channels_last":
+                return None
+            return tuple(shape)
+        if isinstance(op, (keras.layers.Dropout, keras.layers.Activation,
+                           keras.layers.ReLU)):
+            node = op._inbound_nodes[0]
+            continue
+        return None
+    return None
