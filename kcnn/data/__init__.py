@@ -1,5 +1,19 @@
-"""Data sources. For now: scikit-learn's bundled handwritten digits (offline)."""
+"""Images in, batches out: sources, augmentation and tf.data pipelines.
 
+    source = kcnn.data.load("digits")                # or a folder, a tfds name, (x, y)
+    train = kcnn.data.train_pipeline(source, model.metadata["preprocessing"],
+                                     batch_size=32, augment=kcnn.data.Augment(), seed=0)
+    model.fit(train)
+
+The package stands alone: it uses TensorFlow's tf.data and image ops (on every
+Keras backend) and never imports kcnn's models or training code.
+"""
+
+from kcnn.data import augment
+from kcnn.data.augment import Augment
 from kcnn.data.digits import load_digits
+from kcnn.data.pipeline import eval_pipeline, mean_std, train_pipeline
+from kcnn.data.sources import Source, load
 
-__all__ = ["load_digits"]
+__all__ = ["Augment", "Source", "augment", "eval_pipeline", "load", "load_digits",
+           "mean_std", "train_pipeline"]
