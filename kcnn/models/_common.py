@@ -60,6 +60,16 @@ class Model(keras.Model):
         super().__init__(*args, **kwargs)
         self.metadata = copy.deepcopy(metadata) if metadata else {}
 
+    # A plain dict, not one of Keras's tracked containers (which would wrap it
+    # and change how it updates and serializes).
+    @property
+    def metadata(self):
+        return self.__dict__.get("_kcnn_metadata")
+
+    @metadata.setter
+    def metadata(self, value):
+        object.__setattr__(self, "_kcnn_metadata", dict(value))
+
     def get_config(self):
         config = super().get_config()
         config["metadata"] = copy.deepcopy(self.metadata)
@@ -207,11 +217,16 @@ def classifier(x, classes, classifier_activation, name):
 
 
 def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
-               preprocessing, weights):
-    """Wrap the graph in a `kcnn.models.Model` with metadata; load `weights`."""
+               preprocessing, weights, include_top=True):
+    """Wrap the graph in a `kcnn.models.Model` with metadata; load `weights`.
+
+    Without the top, a weights file's classifier is ignored, as in
+    `keras.applications`.
+    """
     inputs = (keras.utils.get_source_inputs(input_tensor)
               if input_tensor is not None else img_input)
     h, w, c = hwc
+    preprocessing = _fit_crop(preprocessing, h, w)
     metadata = {
         "input_size": [h, w],
         "channels": c,
@@ -220,17 +235,37 @@ def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
     }
     model = Model(inputs, outputs, name=name, metadata=metadata)
     if weights is not None:
-        load_weights(model, weights)
+        load_weights(model, weights, skip_unmatched=not include_top)
     return model
 
 
-def load_weights(model, path):
+def _fit_crop(preprocessing, h, w):
+    """The record's crop made the model's input size, the resize kept in proportion.
+
+    A reference record (resize 256, crop 224) on a 112x112 model becomes resize
+    128, crop 112; a non-square input gets `crop` as [height, width]. Unknown
+    sizes keep the reference record.
+    """
+    if h is None or w is None:
+        return preprocessing
+    crop = preprocessing["crop"]
+    reference = crop if isinstance(crop, int) else max(crop)
+    size = h if h == w else [h, w]
+    if size == crop:
+        return preprocessing
+    resize = preprocessing.get("resize")
+    if resize:
+        resize = round(resize * min(h, w) / reference)
+    return {**preprocessing, "crop": size, "resize": resize}
+
+
+def load_weights(model, path, skip_unmatched=False):
     """Load a `.weights.h5` (Keras) or `.pth` (torchvision state dict) file."""
     path = os.fspath(path)
     if path.endswith((".pth", ".pt")):
         from kcnn.weights import load_pth
 
-        return load_pth(model, path)
+        return load_pth(model, path, skip_unmatched=skip_unmatched)
     if not path.endswith(".weights.h5"):
         raise ValueError(
             f"weights={path!r}: unsupported file type. Expected a Keras "

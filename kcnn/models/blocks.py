@@ -11,6 +11,7 @@ torch backend), so converting a state dict is a mapping of names.
 
 import keras
 
+from kcnn.layers.regularization import StochasticDepth
 from kcnn.models._common import channel_axis
 
 # torch.nn.BatchNorm2d defaults: eps 1e-5, running stats updated with 0.1.
@@ -63,3 +64,147 @@ def max_pool(x, pool_size, strides, *, padding=0, name):
     if padding:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(pool_size, strides, name=name)(x)
+
+
+# Blocks of the mobile families (MobileNetV2, EfficientNet), after torchvision's
+# `Conv2dNormActivation`, `SqueezeExcitation`, `InvertedResidual` and `MBConv`.
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """torchvision's `_make_divisible`: the nearest multiple of `divisor`, at most 10% down.
+
+    How MobileNetV2 and EfficientNet round scaled channel counts.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def _kaiming_fan_out(depthwise=False):
+    """torchvision's `kaiming_normal_(mode="fan_out")` for these families.
+
+    torch counts a depthwise (C, 1, kh, kw) kernel's fan-out as C * kh * kw,
+    which is what Keras calls the fan-in of the (kh, kw, C, 1) kernel. A new
+    instance per layer, so that equal-shaped layers get different draws.
+    """
+    mode = "fan_in" if depthwise else "fan_out"
+    return keras.initializers.VarianceScaling(2.0, mode, "untruncated_normal")
+
+
+def depthwise_conv2d(x, kernel_size, *, strides=1, padding=0, use_bias=True,
+                     name, depthwise_initializer="glorot_uniform"):
+    """torch's `Conv2d(C, C, kernel_size, stride, padding, groups=C)`.
+
+    A `DepthwiseConv2D`, not `Conv2D(groups=C)`: TensorFlow runs the grouped
+    form about 6x slower on CPU. Padding as in `conv2d`.
+    """
+    if padding and strides == 1 and kernel_size % 2 == 1 and padding == kernel_size // 2:
+        pad_mode = "same"
+    else:
+        pad_mode = "valid"
+        if padding:
+            x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding=pad_mode, use_bias=use_bias,
+        depthwise_initializer=depthwise_initializer, name=name,
+    )(x)
+
+
+def conv_norm_activation(x, filters, kernel_size=3, *, strides=1,
+                         depthwise=False, activation, name,
+                         bn_epsilon=BN_EPSILON, bn_momentum=BN_MOMENTUM):
+    """torchvision's `Conv2dNormActivation`, named as its `nn.Sequential`.
+
+    A bias-free convolution with padding (k - 1) // 2 (`{name}_0`; depthwise
+    when `depthwise`, `filters` then ignored), batch norm (`{name}_1`) and
+    `activation` (`{name}_2`; None: none). Kernels are initialised as
+    torchvision initialises MobileNet and EfficientNet (He normal, fan-out).
+    """
+    padding = (kernel_size - 1) // 2
+    if depthwise:
+        x = depthwise_conv2d(x, kernel_size, strides=strides, padding=padding,
+                             use_bias=False, name=f"{name}_0",
+                             depthwise_initializer=_kaiming_fan_out(depthwise=True))
+    else:
+        x = conv2d(x, filters, kernel_size, strides=strides, padding=padding,
+                   use_bias=False, name=f"{name}_0",
+                   kernel_initializer=_kaiming_fan_out())
+    x = batch_norm(x, f"{name}_1", epsilon=bn_epsilon, momentum=bn_momentum)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{name}_2")(x)
+    return x
+
+
+def squeeze_excitation(x, squeeze_channels, *, activation="relu",
+                       scale_activation="sigmoid", name):
+    """torchvision's `SqueezeExcitation` (Hu, Shen and Sun, 2017).
+
+    x * scale_activation(fc2(activation(fc1(avgpool(x))))), where `fc1` and
+    `fc2` are 1x1 convolutions with bias to `squeeze_channels` and back.
+    """
+    channels = x.shape[channel_axis()]
+    s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_avgpool")(x)
+    s = keras.layers.Conv2D(squeeze_channels, 1, kernel_initializer=_kaiming_fan_out(),
+                            name=f"{name}_fc1")(s)
+    s = keras.layers.Activation(activation, name=f"{name}_activation")(s)
+    s = keras.layers.Conv2D(channels, 1, kernel_initializer=_kaiming_fan_out(),
+                            name=f"{name}_fc2")(s)
+    s = keras.layers.Activation(scale_activation, name=f"{name}_scale_activation")(s)
+    return keras.layers.Multiply(name=f"{name}_mul")([x, s])
+
+
+def inverted_residual(x, filters, *, expanded_channels, kernel_size=3,
+                      strides=1, activation, squeeze_channels=None,
+                      drop_rate=0.0, bn_epsilon=BN_EPSILON,
+                      bn_momentum=BN_MOMENTUM, name, body,
+                      split_projection=False):
+    """The inverted residual block: MobileNetV2's `InvertedResidual`, EfficientNet's `MBConv`.
+
+    A 1x1 expansion to `expanded_channels` (left out when that equals the input
+    channels), a depthwise `kernel_size` convolution with `strides`, squeeze-
+    excitation when `squeeze_channels` is given, and a linear 1x1 projection
+    to `filters`; each convolution with batch norm, the first two with
+    `activation`. Where the shape is kept, the input is added back, after
+    stochastic depth with `drop_rate` (torch's "row" mode) when that is > 0.
+
+    Layers are named as the modules of torchvision's `nn.Sequential`
+    `{name}.{body}` ("conv" in MobileNetV2, "block" in EfficientNet), numbered
+    i = 0, 1, ... in order: `{name}_{body}_{i}_0/_1/_2` for a convolution block,
+    `{name}_{body}_{i}_fc1`, `..._fc2` for squeeze-excitation. The projection
+    is one such block in EfficientNet (`..._{i}_0`, `..._{i}_1`), but its
+    convolution and batch norm are listed apart in MobileNetV2
+    (`{name}_{body}_{i}`, `{name}_{body}_{i + 1}`): `split_projection=True`.
+    The stochastic depth and the addition are `{name}_stochastic_depth` and
+    `{name}_add`.
+    """
+    in_channels = x.shape[channel_axis()]
+    bn = dict(bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
+    prefix = f"{name}_{body}"
+    shortcut = x
+    i = 0
+    if expanded_channels != in_channels:
+        x = conv_norm_activation(x, expanded_channels, 1, activation=activation,
+                                 name=f"{prefix}_{i}", **bn)
+        i += 1
+    x = conv_norm_activation(x, expanded_channels, kernel_size, strides=strides,
+                             depthwise=True, activation=activation,
+                             name=f"{prefix}_{i}", **bn)
+    i += 1
+    if squeeze_channels is not None:
+        x = squeeze_excitation(x, squeeze_channels, activation=activation,
+                               name=f"{prefix}_{i}")
+        i += 1
+    if split_projection:
+        x = conv2d(x, filters, 1, use_bias=False, name=f"{prefix}_{i}",
+                   kernel_initializer=_kaiming_fan_out())
+        x = batch_norm(x, f"{prefix}_{i + 1}", epsilon=bn_epsilon, momentum=bn_momentum)
+    else:
+        x = conv_norm_activation(x, filters, 1, activation=None,
+                                 name=f"{prefix}_{i}", **bn)
+    if strides != 1 or in_channels != filters:
+        return x
+    if drop_rate > 0:
+        x = StochasticDepth(drop_rate, mode="row", name=f"{name}_stochastic_depth")(x)
+    return keras.layers.Add(name=f"{name}_add")([x, shortcut])

@@ -1,3 +1,245 @@
-"""Placeholder: filled in by the family's author."""
+"""VGG (Simonyan and Zisserman, 2014), laid out exactly as torchvision's `vgg.py`.
 
-__all__ = []
+"Very Deep Convolutional Networks for Large-Scale Image Recognition": stacks of
+3x3 convolutions (padding 1) and ReLU in five stages, each closed by a 2x2 max
+pool, then a classifier Linear(25088, 4096)-ReLU-Dropout-Linear(4096, 4096)-
+ReLU-Dropout-Linear(4096, classes). The four depths are rows of one table
+(torchvision's `cfgs`: output channels, "M" for a pool) turned into layers by
+one loop. Layers are named as torchvision's Sequential indices (`features_<i>`,
+`classifier_<i>`), so a torchvision state dict converts by name.
+
+Input: 224x224 RGB with torchvision's ImageNet normalisation. The classifier
+flattens, so include_top=True needs a fixed height and width (at least 32);
+without the top any size from 32 works.
+
+Where torchvision departs from the paper: an adaptive average pool to 7x7
+before the classifier (the identity at 224x224) instead of the paper's fully
+convolutional evaluation at other scales; the `_bn` variants add batch norm
+(Ioffe and Szegedy, 2015, after the paper; eps 1e-5) after each convolution
+and keep the convolution's bias; no configuration A-LRN. Convolutions are
+initialised as torchvision does (He normal, fan_out); the dense layers keep
+Keras's default.
+
+Weight layout note: Keras flattens the 7x7x512 map in (h, w, c) order in both
+data formats (Flatten moves channels last first), torch in (c, h, w) order, so
+row h * 3584 + w * 512 + c of classifier_0's kernel is torch's column
+c * 49 + h * 7 + w.
+"""
+
+__all__ = [
+    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
+    "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+]
+
+import keras
+
+from kcnn.models import _common
+from kcnn.models.blocks import _kaiming_fan_out, batch_norm, conv2d, max_pool
+from kcnn.registry import register
+
+# The paper's configurations A, B, D and E (Table 1).
+_CFGS = {
+    11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+         512, 512, 512, "M"),
+    19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512,
+         "M", 512, 512, 512, 512, "M"),
+}
+
+# Five 2x2 pools: 32 is the smallest input that leaves a 1x1 map.
+_MIN_SIZE = 32
+
+
+def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
+         pooling, classes, classifier_activation, dropout, name):
+    _common.check_arguments(model_name=name, include_top=include_top,
+                            weights=weights, pooling=pooling, classes=classes,
+                            classifier_activation=classifier_activation)
+    _check_dropout(dropout, name)
+    img_input, hwc = _common.build_input(
+        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
+        default_size=224, min_size=_MIN_SIZE, fixed_size_required=include_top)
+    x = _features(img_input, _CFGS[depth], use_bn)
+    if include_top:
+        # The identity at 224x224; other sizes keep the 25088-wide classifier.
+        x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(4096, name="classifier_0")(x)
+        x = keras.layers.ReLU(name="classifier_1")(x)
+        x = keras.layers.Dropout(dropout, name="classifier_2")(x)
+        x = keras.layers.Dense(4096, name="classifier_3")(x)
+        x = keras.layers.ReLU(name="classifier_4")(x)
+        x = keras.layers.Dropout(dropout, name="classifier_5")(x)
+        x = _common.classifier(x, classes, classifier_activation, name="classifier_6")
+    else:
+        x = _common.global_pool(x, pooling)
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        preprocessing=_common.imagenet_preprocessing())
+
+
+def _features(x, cfg, use_bn):
+    """torchvision's `make_layers`; `i` is the index in its `features` Sequential."""
+    i = 0
+    for v in cfg:
+        if v == "M":
+            x = max_pool(x, 2, 2, name=f"features_{i}")
+            i += 1
+            continue
+        # torchvision keeps the convolution bias even when batch norm follows.
+        x = conv2d(x, v, 3, padding=1, name=f"features_{i}",
+                   kernel_initializer=_kaiming_fan_out())
+        i += 1
+        if use_bn:
+            x = batch_norm(x, f"features_{i}")
+            i += 1
+        x = keras.layers.ReLU(name=f"features_{i}")(x)
+        i += 1
+    return x
+
+
+def _check_dropout(dropout, name):
+    if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
+            or not 0 <= dropout < 1):
+        raise ValueError(
+            f"dropout must be a rate in [0, 1) for {name}; received "
+            f"dropout={dropout!r}."
+        )
+
+
+@register
+def vgg11(include_top=True, weights=None, input_tensor=None, input_shape=None,
+          pooling=None, classes=1000, classifier_activation="softmax",
+          dropout=0.5, name="vgg11"):
+    """VGG-11 (configuration A).
+
+    8 convolutions and 3 dense layers; 132,863,336 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(11, False, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg11_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
+             pooling=None, classes=1000, classifier_activation="softmax",
+             dropout=0.5, name="vgg11_bn"):
+    """VGG-11 (configuration A) with batch norm after each convolution.
+
+    8 convolutions and 3 dense layers; 132,868,840 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(11, True, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg13(include_top=True, weights=None, input_tensor=None, input_shape=None,
+          pooling=None, classes=1000, classifier_activation="softmax",
+          dropout=0.5, name="vgg13"):
+    """VGG-13 (configuration B).
+
+    10 convolutions and 3 dense layers; 133,047,848 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(13, False, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg13_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
+             pooling=None, classes=1000, classifier_activation="softmax",
+             dropout=0.5, name="vgg13_bn"):
+    """VGG-13 (configuration B) with batch norm after each convolution.
+
+    10 convolutions and 3 dense layers; 133,053,736 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(13, True, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg16(include_top=True, weights=None, input_tensor=None, input_shape=None,
+          pooling=None, classes=1000, classifier_activation="softmax",
+          dropout=0.5, name="vgg16"):
+    """VGG-16 (configuration D).
+
+    13 convolutions and 3 dense layers; 138,357,544 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(16, False, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg16_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
+             pooling=None, classes=1000, classifier_activation="softmax",
+             dropout=0.5, name="vgg16_bn"):
+    """VGG-16 (configuration D) with batch norm after each convolution.
+
+    13 convolutions and 3 dense layers; 138,365,992 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(16, True, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg19(include_top=True, weights=None, input_tensor=None, input_shape=None,
+          pooling=None, classes=1000, classifier_activation="softmax",
+          dropout=0.5, name="vgg19"):
+    """VGG-19 (configuration E).
+
+    16 convolutions and 3 dense layers; 143,667,240 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(19, False, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)
+
+
+@register
+def vgg19_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
+             pooling=None, classes=1000, classifier_activation="softmax",
+             dropout=0.5, name="vgg19_bn"):
+    """VGG-19 (configuration E) with batch norm after each convolution.
+
+    16 convolutions and 3 dense layers; 143,678,248 parameters with 1000
+    classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
+    from 32x32 without). See the module docstring for the layout.
+    """
+    return _vgg(19, True, include_top=include_top, weights=weights,
+                input_tensor=input_tensor, input_shape=input_shape,
+                pooling=pooling, classes=classes,
+                classifier_activation=classifier_activation, dropout=dropout,
+                name=name)

@@ -7,8 +7,8 @@ conversion is a mapping of names plus a transposition per layer type:
 - `Conv2D`: torch (out, in/groups, kh, kw) -> Keras (kh, kw, in/groups, out).
 - `DepthwiseConv2D`: torch (C*m, 1, kh, kw) -> Keras (kh, kw, C, m).
 - `Dense`: torch (out, in) -> Keras (in, out). A dense layer fed by a `Flatten`
-  of a channels_last feature map also has its input rows reordered: torch
-  flattens (C, H, W), Keras (H, W, C).
+  of a feature map also has its input rows reordered: torch flattens
+  (C, H, W), Keras (H, W, C) in both data formats.
 - `BatchNormalization`: weight, bias, running_mean, running_var -> gamma, beta,
   moving_mean, moving_variance (`num_batches_tracked` is not used).
 
@@ -51,10 +51,12 @@ def read_pth(path):
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
-def load_state_dict(model, state_dict, *, source="state dict"):
+def load_state_dict(model, state_dict, *, source="state dict", skip_unmatched=False):
     """Assign a torchvision-style state dict (numpy arrays or tensors) to `model`.
 
     All tensors are converted and checked first; only then is anything set.
+    `skip_unmatched=True` ignores tensors of modules the model does not have
+    (a classifier when the model was built with `include_top=False`).
     """
     state = {k: _to_numpy(v) for k, v in state_dict.items()
              if k.rsplit(".", 1)[-1] not in _UNUSED}
@@ -75,7 +77,7 @@ def load_state_dict(model, state_dict, *, source="state dict"):
             assignments.append((layer, _convert(layer, tensors)))
         except ValueError as e:
             problems.append(str(e))
-    for module, tensors in by_layer.items():
+    for module, tensors in ({} if skip_unmatched else by_layer).items():
         names = ", ".join(sorted(key for key, _ in tensors.values()))
         problems.append(f"unexpected tensors with no matching layer: {names}")
     if problems:
@@ -88,10 +90,11 @@ def load_state_dict(model, state_dict, *, source="state dict"):
         layer.set_weights(values)
 
 
-def load_pth(model, path):
-    """Load a torchvision `.pth` state-dict file into `model`."""
+def load_pth(model, path, *, skip_unmatched=False):
+    """Load a torchvision `.pth` state-dict file into `model` (see `load_state_dict`)."""
     path = os.fspath(path)
-    load_state_dict(model, read_pth(path), source=f"file {path!r}")
+    load_state_dict(model, read_pth(path), source=f"file {path!r}",
+                    skip_unmatched=skip_unmatched)
 
 
 def _to_numpy(value):
@@ -158,15 +161,15 @@ def _to_keras_layout(layer, w, shape):
         return w
     if w.ndim != 2:
         return None
-    hwc = _flattened_channels_last_shape(layer)
+    hwc = _flattened_map_shape(layer)
     if hwc is not None and w.shape[1] == np.prod(hwc):
         h, w_, c = hwc
         w = w.reshape(-1, c, h, w_).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
     return w.T
 
 
-def _flattened_channels_last_shape(dense):
-    """(H, W, C) when `dense` reads a Flatten of a channels_last map, else None.
+def _flattened_map_shape(dense):
+    """(H, W, C) when `dense` reads a Flatten of a feature map, else None.
 
     Walks back through layers that keep the vector as it is (dropout,
     activations) to find the Flatten.
@@ -175,10 +178,11 @@ def _flattened_channels_last_shape(dense):
     while node is not None:
         op = node.input_tensors[0]._keras_history.operation
         if isinstance(op, keras.layers.Flatten):
-            shape = op._inbound_nodes[0].input_tensors[0].shape[1:]
-            if len(shape) != 3 or op.data_format != "channels_last":
+            shape = tuple(op._inbound_nodes[0].input_tensors[0].shape[1:])
+            if len(shape) != 3:
                 return None
-            return tuple(shape)
+            # Keras's Flatten moves channels last first in both data formats.
+            return shape if op.data_format == "channels_last" else shape[1:] + shape[:1]
         if isinstance(op, (keras.layers.Dropout, keras.layers.Activation,
                            keras.layers.ReLU)):
             node = op._inbound_nodes[0]

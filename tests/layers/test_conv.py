@@ -1,0 +1,131 @@
+import keras
+import numpy as np
+import pytest
+from keras.src import testing
+
+from kcnn.layers.conv import GroupedConv2D, grouped_conv
+
+
+def _pair(groups, filters=8, kernel_size=3, **kwargs):
+    """A GroupedConv2D and a Conv2D of the same configuration."""
+    ours = GroupedConv2D(filters, kernel_size, groups=groups, **kwargs)
+    reference = keras.layers.Conv2D(filters, kernel_size, groups=groups, **kwargs)
+    return ours, reference
+
+
+def _inputs(channels_first, channels=6, size=9, batch=2):
+    shape = (batch, channels, size, size) if channels_first else (batch, size, size, channels)
+    return np.random.default_rng(0).normal(size=shape).astype("float32")
+
+
+def _build_equal(ours, reference, x):
+    ours(x)
+    reference(x)
+    rng = np.random.default_rng(1)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in reference.get_weights()]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+
+
+@pytest.mark.parametrize("groups", [2, 3])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_output_equals_keras_grouped_conv2d(groups, data_format):
+    kwargs = dict(strides=2, padding="same", data_format=data_format)
+    ours, reference = _pair(groups, filters=12, **kwargs)
+    x = _inputs(data_format == "channels_first")
+    _build_equal(ours, reference, x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(reference(x)),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_both_formulations_equal_ops_conv_on_this_backend(native, data_format):
+    """The split form and the native form each equal the grouped `ops.conv`."""
+    x = _inputs(data_format == "channels_first")
+    kernel = np.random.default_rng(2).normal(size=(3, 3, 3, 8)).astype("float32")
+    expected = keras.ops.conv(x, kernel, data_format=data_format, padding="valid")
+    got = grouped_conv(x, kernel, 2, data_format=data_format, native=native)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                               keras.ops.convert_to_numpy(expected),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_weights_have_conv2d_layout():
+    ours, reference = _pair(2, filters=8, kernel_size=(5, 3))
+    ours.build((2, 9, 9, 6))
+    reference.build((2, 9, 9, 6))
+    assert [tuple(w.shape) for w in ours.weights] == [(5, 3, 3, 8), (8,)]
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in reference.weights]
+
+
+def test_gradients_equal_keras_grouped_conv2d():
+    """One SGD step changes every weight alike, before and inside the grouped layer.
+
+    The 1x1 convolution in front receives the grouped layer's input gradient,
+    so equal updates there mean equal input gradients too.
+    """
+    x = _inputs(False, channels=4)
+    y = np.random.default_rng(3).normal(size=(2, 9, 9, 8)).astype("float32")
+    models = []
+    for layer_cls in (GroupedConv2D, keras.layers.Conv2D):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input((9, 9, 4)),
+            keras.layers.Conv2D(6, 1),
+            layer_cls(8, 3, padding="same", groups=2),
+        ])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    before = models[0].get_weights()
+    for model in models:
+        model.train_on_batch(x, y)
+    for w0, ours, reference in zip(before, models[0].get_weights(), models[1].get_weights()):
+        assert np.abs(ours - w0).max() > 0
+        np.testing.assert_allclose(ours - w0, reference - w0, rtol=1e-4, atol=1e-6)
+
+
+def test_groups_1_is_conv2d():
+    ours, reference = _pair(1, filters=5)
+    x = _inputs(False, channels=4)
+    _build_equal(ours, reference, x)
+    assert tuple(ours.kernel.shape) == (3, 3, 4, 5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(reference(x)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_config_round_trip():
+    layer = GroupedConv2D(8, 3, strides=2, groups=4, padding="same",
+                          data_format="channels_first", name="g")
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer))
+    assert type(restored) is GroupedConv2D
+    assert restored.get_config() == layer.get_config()
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = keras.Sequential([keras.Input((9, 9, 6)), GroupedConv2D(8, 3, groups=2)])
+    x = _inputs(False)
+    path = tmp_path / "grouped.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert isinstance(restored.layers[0], GroupedConv2D)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored(x)),
+                                  keras.ops.convert_to_numpy(model(x)))
+
+
+class GroupedConv2DLayerTest(testing.TestCase):
+    """Keras's own layer checks: build, serialization, a training step, mixed precision."""
+
+    def test_run_layer_test(self):
+        self.run_layer_test(
+            GroupedConv2D,
+            init_kwargs={"filters": 6, "kernel_size": 3, "groups": 3, "padding": "same"},
+            input_shape=(2, 5, 5, 6),
+            expected_output_shape=(2, 5, 5, 6),
+            expected_num_trainable_weights=2,
+            expected_num_non_trainable_weights=0,
+        )
