@@ -12,14 +12,18 @@ Works on the TensorFlow, JAX and PyTorch backends.
 # TensorFlow backend it loads TensorFlow. So triton, when installed, is loaded
 # first, then keras, and only then anything that may import TensorFlow.
 import importlib.util
+import sys
 
-if importlib.util.find_spec("triton") is not None:
+# Once TensorFlow is loaded (say the user imported keras first on the TensorFlow
+# backend), loading triton would crash instead: then it is left to torch.
+if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None:
     import triton  # noqa: F401
 
 import keras  # noqa: E402,F401
 
-from kcnn import layers, models, weights
+from kcnn import data, layers, models, training, weights
 from kcnn.models import *  # noqa: F401,F403  (the builders)
 from kcnn.registry import create_model, list_models
+from kcnn.training import evaluate, predict, train
 
 __version__ = "0.1.0"

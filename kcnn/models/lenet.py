@@ -47,5 +47,5 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
         x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
         preprocessing=_common.preprocessing(size=h, channels=hwc[2]))

@@ -55,7 +55,7 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
         x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
         preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]))
 
 

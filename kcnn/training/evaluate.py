@@ -1,0 +1,155 @@
+"""Evaluation and prediction with the preprocessing the model was trained with.
+
+Both read `model.metadata` (preprocessing, class names, channels), so raw uint8
+images, image files and data sources get exactly the training-time treatment
+(centre crop instead of random crop) and results come back as class names.
+"""
+
+import os
+
+import keras
+import numpy as np
+
+from kcnn.data import Source, eval_pipeline, load
+
+
+def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
+    """Loss, top-1 and top-5 accuracy, a per-class report and the confusion matrix.
+
+    Args:
+        model: a Keras model with kcnn metadata (any kcnn builder, or loaded
+            from a `.keras` file kcnn trained).
+        data: a `kcnn.data.Source`, or anything `kcnn.data.load` takes (raw
+            uint8 `(x, y)` arrays included), read at `split` (default: "test";
+            all of it for arrays).
+        ten_crop: average the predictions over the paper's 10 crops.
+
+    Returns:
+        dict with `loss`, `top1`, `top5` (floats), `per_class` (class name ->
+        precision, recall, f1, support) and `confusion_matrix` (rows: true
+        class, columns: predicted).
+    """
+    if split is None:
+        split = "all" if isinstance(data, (tuple, list)) else "test"
+    source = data if isinstance(data, Source) else load(data, split=split)
+    ds = eval_pipeline(source, _preprocessing(model), batch_size=batch_size,
+                       ten_crop=ten_crop, channels=model.metadata.get("channels"))
+    probs, labels = _predict_batches(model, ds, ten_crop)
+    names = _class_names(model)
+    n = probs.shape[1]
+    eps = 1e-12
+    loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps)))
+    ranked = np.argsort(-probs, axis=1)
+    top1 = float(np.mean(ranked[:, 0] == labels))
+    top5 = float(np.mean((ranked[:, :min(5, n)] == labels[:, None]).any(axis=1)))
+    matrix = np.zeros((n, n), np.int64)
+    np.add.at(matrix, (labels, ranked[:, 0]), 1)
+    return {"loss": loss, "top1": top1, "top5": top5,
+            "per_class": _per_class(matrix, names), "confusion_matrix": matrix}
+
+
+def confusion(model, dataset):
+    """The confusion matrix of `model` on batches of (images, labels)."""
+    probs, labels = _predict_batches(model, dataset, ten_crop=False)
+    n = probs.shape[1]
+    matrix = np.zeros((n, n), np.int64)
+    np.add.at(matrix, (labels, probs.argmax(axis=1)), 1)
+    return matrix
+
+
+def predict(model, images, *, top_k=5, batch_size=32):
+    """Top-k class names with probabilities for image files or raw uint8 arrays.
+
+    Args:
+        images: a path, a list of paths (JPEG, PNG, BMP, GIF), or a uint8 array
+            of shape (N, H, W, C) or (H, W, C).
+
+    Returns:
+        One list per image of `(class_name, probability)`, most likely first.
+    """
+    import tensorflow as tf
+
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, np.ndarray):
+        array = images[None] if images.ndim == 3 else images
+        if array.ndim != 4 or array.dtype != np.uint8:
+            raise ValueError("images must be uint8 arrays of shape (N, H, W, C) or "
+                             f"(H, W, C); received dtype {array.dtype}, shape {array.shape}.")
+        ds = tf.data.Dataset.from_tensor_slices((array, np.zeros(len(array), np.int64)))
+    else:
+        paths = [os.fspath(p) for p in images]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise ValueError(f"images: no such file(s): {', '.join(missing)}.")
+
+        def decode(path):
+            image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+            return image, tf.constant(0, tf.int64)
+
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(decode)
+    batches = eval_pipeline(ds, _preprocessing(model), batch_size=batch_size,
+                            channels=model.metadata.get("channels"))
+    probs, _ = _predict_batches(model, batches, ten_crop=False)
+    names = _class_names(model)
+    k = min(top_k, probs.shape[1])
+    return [[(names[i], float(p[i])) for i in np.argsort(-p)[:k]] for p in probs]
+
+
+def _preprocessing(model):
+    meta = getattr(model, "metadata", None) or {}
+    if "preprocessing" not in meta:
+        raise ValueError(f"model {model.name!r} has no kcnn metadata record; build it with "
+                         "a kcnn builder or train it with kcnn.train.")
+    return meta["preprocessing"]
+
+
+def _class_names(model):
+    names = model.metadata.get("class_names")
+    n = int(model.outputs[0].shape[-1])
+    return list(names) if names and len(names) == n else [str(i) for i in range(n)]
+
+
+def _predict_batches(model, dataset, ten_crop):
+    probs, labels = [], []
+    softmax = not _is_softmax(model)
+    for images, y in dataset:
+        x = images.numpy()
+        if ten_crop:
+            b = x.shape[0]
+            out = np.asarray(keras.ops.convert_to_numpy(
+                model(x.reshape((b * 10,) + x.shape[2:]), training=False)))
+            out = _to_probs(out, softmax).reshape(b, 10, -1).mean(axis=1)
+        else:
+            out = _to_probs(np.asarray(keras.ops.convert_to_numpy(
+                model(x, training=False))), softmax)
+        probs.append(out.astype(np.float64))
+        y = y.numpy()
+        labels.append(y.argmax(axis=-1) if y.ndim == 2 else y)
+    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+
+
+def _is_softmax(model):
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "softmax"
+
+
+def _to_probs(out, softmax):
+    if not softmax:
+        return out
+    e = np.exp(out - out.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _per_class(matrix, names):
+    report = {}
+    for i, name in enumerate(names):
+        tp = matrix[i, i]
+        support = int(matrix[i].sum())
+        predicted = int(matrix[:, i].sum())
+        precision = float(tp / predicted) if predicted else 0.0
+        recall = float(tp / support) if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        report[name] = {"precision": precision, "recall": recall, "f1": f1,
+                        "support": support}
+    return report

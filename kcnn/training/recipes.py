@@ -1,0 +1,105 @@
+"""Training recipes: optimizer, schedule, loss, augmentation, stopping.
+
+    kcnn.train(model, data, recipe="alexnet2012")
+
+- `"default"`: the modern recipe. AdamW (weight decay 0.05), linear warm-up
+  then cosine decay of the learning rate, label smoothing 0.1, early stopping
+  with the best weights restored.
+- `"alexnet2012"`: Krizhevsky et al. (2012). SGD, learning rate 0.01,
+  momentum 0.9, batch 128, weight decay 5e-4 coupled as in the paper (added to
+  the gradient before momentum, `kcnn.training.SGD`), the learning rate
+  divided by 10 when the validation loss stops improving, random crops, flips
+  and PCA lighting noise, dropout 0.5 (the builders' default).
+
+The augmentation suits the data: small grayscale images (digits, MNIST) get
+per-dataset standardisation and small random shifts, no flips, crops or
+colour noise, whatever the recipe.
+"""
+
+import dataclasses
+import difflib
+
+import keras
+
+from kcnn.data import Augment
+from kcnn.training.optimizers import SGD
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A training recipe; `dataclasses.replace(recipe, ...)` makes variants."""
+
+    name: str
+    optimizer: str  # "adamw" or "sgd"
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    warmup_epochs: int = 0
+    schedule: str = "cosine"  # "cosine", "plateau" or "constant"
+    plateau_patience: int = 3
+    label_smoothing: float = 0.0
+    early_stopping_patience: int | None = 10
+    augment: Augment = Augment()
+    pca_lighting: float = 0.0
+    # Overrides for small grayscale images (digits, MNIST), where a small
+    # network trains best with a higher rate and smaller batches.
+    small_grayscale: tuple = ()
+
+    def for_data(self, *, small_grayscale):
+        """This recipe adapted to the data (see `small_grayscale`)."""
+        if small_grayscale and self.small_grayscale:
+            return dataclasses.replace(self, **dict(self.small_grayscale))
+        return self
+
+    def make_optimizer(self, *, steps_per_epoch, epochs, learning_rate=None,
+                       clipnorm=None, gradient_accumulation_steps=None):
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        if self.schedule == "cosine":
+            warmup = self.warmup_epochs * steps_per_epoch
+            total = max(epochs * steps_per_epoch - warmup, 1)
+            rate = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0 if warmup else rate,
+                decay_steps=total, warmup_target=rate if warmup else None,
+                warmup_steps=warmup)
+        extra = {}
+        if clipnorm is not None:
+            extra["clipnorm"] = clipnorm
+        if gradient_accumulation_steps:
+            extra["gradient_accumulation_steps"] = gradient_accumulation_steps
+        if self.optimizer == "sgd":
+            return SGD(learning_rate=rate, momentum=self.momentum, l2=self.weight_decay,
+                       **extra)
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=self.weight_decay,
+                                      **extra)
+
+    def augmentation(self, *, small_grayscale):
+        if small_grayscale:
+            return Augment(crop=False, flip=False, shift=2)
+        return dataclasses.replace(self.augment, pca_lighting=self.pca_lighting)
+
+
+RECIPES = {
+    "default": Recipe(
+        name="default", optimizer="adamw", learning_rate=2e-3, batch_size=64,
+        epochs=15, weight_decay=0.05, warmup_epochs=1, schedule="cosine",
+        label_smoothing=0.1, early_stopping_patience=10,
+        small_grayscale=(("learning_rate", 1e-2), ("batch_size", 32), ("epochs", 20))),
+    "alexnet2012": Recipe(
+        name="alexnet2012", optimizer="sgd", learning_rate=0.01, batch_size=128,
+        epochs=90, weight_decay=5e-4, momentum=0.9, schedule="plateau",
+        plateau_patience=3, early_stopping_patience=10, pca_lighting=0.1),
+}
+
+
+def get_recipe(recipe):
+    """A `Recipe` from its name (see `RECIPES`) or the recipe itself."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if recipe not in RECIPES:
+        close = difflib.get_close_matches(str(recipe), RECIPES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown recipe={recipe!r}.{hint} Available: "
+                         f"{', '.join(sorted(RECIPES))}, or a kcnn.training.Recipe.")
+    return RECIPES[recipe]

@@ -1,0 +1,265 @@
+"""`kcnn.train`: a model, a data source and a recipe in; a trained model out.
+
+Reads top to bottom as the path the data takes: the source is loaded and
+split, the model built (or taken) and told its preprocessing, the tf.data
+pipelines made from that preprocessing, the recipe compiled, and `fit` run
+with Keras's own callbacks. Files go to `out_dir` only when one is given.
+"""
+
+import json
+import os
+
+import keras
+
+from kcnn import registry
+from kcnn.data import Source, eval_pipeline, load, mean_std, train_pipeline
+from kcnn.training import distribute
+from kcnn.training.recipes import get_recipe
+
+FINISHED = "finished.json"
+SMALL = 64  # images at most this size train at their own size
+
+
+def train(model, data, *, epochs=None, batch_size=None, recipe="default",
+          validation_data=None, validation_split=0.1, strategy=None, out_dir=None,
+          overwrite=False, mixed_precision=None, learning_rate=None, clipnorm=None,
+          gradient_accumulation_steps=None, callbacks=(), seed=0, verbose="auto"):
+    """Train `model` on `data` with a recipe; return the `keras.callbacks.History`.
+
+    Args:
+        model: a Keras model (trained in place), or a registered name such as
+            "lenet5" (built with the data's classes and image size).
+        data: anything `kcnn.data.load` takes ("digits", a tfds name, an image
+            folder, an `(x, y)` tuple of arrays) or a `kcnn.data.Source`.
+        epochs, batch_size: default to the recipe's. `batch_size` is global:
+            under a strategy, each replica gets `batch_size / replicas`.
+        recipe: "default", "alexnet2012" or a `kcnn.training.Recipe`.
+        validation_data: like `data`; default: `validation_split` of `data`
+            held out (stratified, seeded), or none when `data` is a `Source`.
+        strategy: None, "mirrored" or a `tf.distribute.Strategy` (TensorFlow),
+            "data_parallel" (JAX, `keras.distribution.DataParallel`).
+        out_dir: where the logs (CSV, TensorBoard), the best and final models,
+            plots and a resumable backup go. A run interrupted and started
+            again with the same `out_dir` resumes from its last completed
+            epoch; a finished run is never overwritten unless `overwrite=True`.
+        mixed_precision: None, "mixed_float16" or "mixed_bfloat16" (needs a
+            model name, so the model is built under the policy).
+        learning_rate, clipnorm, gradient_accumulation_steps: optimizer options.
+        callbacks: more Keras callbacks.
+        seed: seeds weights, shuffling and augmentation.
+
+    Returns:
+        The `History`; `history.model` is the trained model, whose metadata
+        now holds the class names and the preprocessing it was trained with.
+    """
+    recipe = get_recipe(recipe)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value is not None:
+            _check_positive(**{name: value})
+    if mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
+        raise ValueError("mixed_precision must be None, 'mixed_float16' or "
+                         f"'mixed_bfloat16'; received mixed_precision={mixed_precision!r}.")
+    if mixed_precision and not isinstance(model, str):
+        raise ValueError("mixed_precision needs the model by name (e.g. 'alexnet') so that "
+                         "it is built under the policy; received a built model.")
+    finished = _prepare_out_dir(out_dir, overwrite)
+    keras.utils.set_random_seed(seed)
+
+    train_source, val_source = _sources(data, validation_data, validation_split, seed)
+    placement = distribute.resolve(strategy)
+    if mixed_precision:
+        keras.config.set_dtype_policy(mixed_precision)
+    with placement.scope():
+        model = _model(model, train_source, placement)
+        small_gray = train_source.channels == 1 and _model_size(model) <= SMALL
+        recipe = recipe.for_data(small_grayscale=small_gray)
+        epochs = recipe.epochs if epochs is None else epochs
+        batch_size = recipe.batch_size if batch_size is None else batch_size
+        preprocessing = dict(model.metadata.get("preprocessing") or {})
+        if small_gray:
+            mean, std = mean_std(train_source)
+            preprocessing.update(mean=[float(v) for v in mean], std=[float(v) for v in std])
+        model.metadata.update(preprocessing=preprocessing,
+                              class_names=list(train_source.class_names))
+
+        one_hot = recipe.label_smoothing > 0
+        channels = model.metadata.get("channels")
+        # Small images fit in memory decoded; large ones are decoded each epoch.
+        cache = _model_size(model) <= SMALL
+        train_ds = train_pipeline(
+            train_source, preprocessing, batch_size=batch_size, seed=seed,
+            augment=recipe.augmentation(small_grayscale=small_gray),
+            one_hot=one_hot, num_classes=_num_classes(model), channels=channels,
+            cache=cache)
+        val_ds = None if val_source is None else eval_pipeline(
+            val_source, preprocessing, one_hot=one_hot, num_classes=_num_classes(model),
+            channels=channels, cache=cache,
+            **_even_batches(val_source, batch_size, placement.replicas))
+        steps = max(train_source.num_examples // batch_size, 1)
+        model.compile(
+            optimizer=recipe.make_optimizer(
+                steps_per_epoch=steps, epochs=epochs, learning_rate=learning_rate,
+                clipnorm=clipnorm, gradient_accumulation_steps=gradient_accumulation_steps),
+            loss=_loss(model, recipe.label_smoothing),
+            metrics=_metrics(one_hot, _num_classes(model)))
+    monitor = "val_loss" if val_ds is not None else "loss"
+    history = model.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
+        callbacks=_callbacks(recipe, monitor, out_dir) + list(callbacks))
+    if out_dir:
+        _finish_run(model, history, out_dir, finished, val_ds)
+    return history
+
+
+def _even_batches(source, batch_size, replicas):
+    """Validation batching; under several replicas, batches that split evenly.
+
+    tf.distribute fails on a last batch that does not divide among replicas, so
+    there the remainder (fewer than `replicas` examples) is dropped.
+    """
+    if replicas == 1:
+        return {"batch_size": batch_size}
+    n = source.num_examples or batch_size
+    size = max(replicas, min(batch_size, n) // replicas * replicas)
+    return {"batch_size": size, "drop_remainder": True}
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; received {name}={value!r}.")
+
+
+def _prepare_out_dir(out_dir, overwrite):
+    if not out_dir:
+        return None
+    finished = os.path.join(out_dir, FINISHED)
+    if os.path.exists(finished) and not overwrite:
+        raise ValueError(
+            f"out_dir={out_dir!r} holds a finished run ({FINISHED}); pass overwrite=True "
+            f"to train again into it, or choose another out_dir."
+        )
+    if os.path.exists(finished):
+        os.remove(finished)
+    os.makedirs(out_dir, exist_ok=True)
+    return finished
+
+
+def _sources(data, validation_data, validation_split, seed):
+    if isinstance(data, Source):
+        val = None
+        if validation_data is not None:
+            val = validation_data if isinstance(validation_data, Source) else load(
+                validation_data, split="test")
+        return data, val
+    if validation_data is not None:
+        val = validation_data if isinstance(validation_data, Source) else load(
+            validation_data, split="test")
+        return load(data, split="train"), val
+    if not validation_split:
+        return load(data, split="train"), None
+    kwargs = dict(validation_split=validation_split, seed=seed)
+    return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
+
+
+def _model(model, source, placement):
+    if isinstance(model, str):
+        builder = registry.get_builder(model)
+        image, _ = next(iter(source.dataset.take(1)))
+        h, w = int(image.shape[0]), int(image.shape[1])
+        if max(h, w) <= SMALL:
+            try:
+                return builder(classes=source.num_classes,
+                               input_shape=_shape(h, w, source.channels))
+            except ValueError:
+                pass  # smaller than the family allows: its default size instead
+        return builder(classes=source.num_classes)
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a Keras model or a registered model name; "
+                         f"received model={model!r}.")
+    if _num_classes(model) != source.num_classes:
+        raise ValueError(
+            f"model {model.name!r} has {_num_classes(model)} outputs but the data has "
+            f"{source.num_classes} classes; build it with classes={source.num_classes}."
+        )
+    if not hasattr(model, "metadata"):
+        model.metadata = {}
+    return placement.adopt(model)
+
+
+def _shape(h, w, c):
+    return (h, w, c) if keras.config.image_data_format() == "channels_last" else (c, h, w)
+
+
+def _model_size(model):
+    size = model.metadata.get("input_size") or [None, None]
+    return max((s for s in size if s is not None), default=SMALL + 1)
+
+
+def _num_classes(model):
+    return int(model.outputs[0].shape[-1])
+
+
+def _outputs_probabilities(model):
+    layer = model.layers[-1]
+    activation = getattr(layer, "activation", None)
+    return activation is not None and getattr(activation, "__name__", "") == "softmax"
+
+
+def _loss(model, label_smoothing):
+    from_logits = not _outputs_probabilities(model)
+    if label_smoothing:
+        return keras.losses.CategoricalCrossentropy(
+            from_logits=from_logits, label_smoothing=label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+def _metrics(one_hot, classes):
+    k = min(5, classes)
+    if one_hot:
+        return [keras.metrics.CategoricalAccuracy(name="top1"),
+                keras.metrics.TopKCategoricalAccuracy(k, name="top5")]
+    return [keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5")]
+
+
+def _callbacks(recipe, monitor, out_dir):
+    callbacks = []
+    if recipe.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.1, patience=recipe.plateau_patience))
+    if recipe.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=recipe.early_stopping_patience,
+            restore_best_weights=True))
+    if out_dir:
+        callbacks += [
+            keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
+            keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.keras"),
+                                            monitor=monitor, save_best_only=True),
+            keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True),
+            keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
+        ]
+    return callbacks
+
+
+def _finish_run(model, history, out_dir, finished, val_ds):
+    model.save(os.path.join(out_dir, "model.keras"))
+    summary = {"epochs": len(history.epoch),
+               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+    with open(os.path.join(out_dir, "history.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    try:
+        from kcnn.training import plots
+
+        plots.training_curves(history.history, os.path.join(out_dir, "curves.png"))
+        if val_ds is not None:
+            from kcnn.training.evaluate import confusion
+
+            matrix = confusion(model, val_ds)
+            plots.confusion_matrix(matrix, model.metadata["class_names"],
+                                   os.path.join(out_dir, "confusion.png"))
+        plots.first_layer_filters(model, os.path.join(out_dir, "filters.png"))
+    finally:
+        with open(finished, "w") as f:
+            json.dump({"epochs": summary["epochs"]}, f)

@@ -1,0 +1,84 @@
+"""The command line, run as a user runs it: in a fresh process."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import kcnn
+
+pytestmark = pytest.mark.tf_only
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "kcnn", *args], text=True,
+                          capture_output=True, timeout=600,
+                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+
+
+def test_list_filters_names():
+    result = run_cli("list", "resnet*")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == kcnn.list_models("resnet*")
+
+
+def test_convert_writes_weights_that_load_without_torch(tmp_path):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet18(weights=None, num_classes=7).eval()
+    pth = os.fspath(tmp_path / "r18.pth")
+    out = os.fspath(tmp_path / "r18.weights.h5")
+    torch.save(reference.state_dict(), pth)
+
+    result = run_cli("convert", "resnet18", pth, out, "--classes", "7")
+    assert result.returncode == 0, result.stderr
+    model = kcnn.resnet18(classes=7, weights=out, classifier_activation=None)
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    got = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1)))
+    np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+
+    again = run_cli("convert", "resnet18", pth, out, "--classes", "7")
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+
+
+def test_convert_reports_a_mismatch_clearly(tmp_path):
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    pth = os.fspath(tmp_path / "r18.pth")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), pth)
+    result = run_cli("convert", "resnet34", pth, os.fspath(tmp_path / "x.weights.h5"))
+    assert result.returncode == 2
+    assert "missing tensors for layer 'layer1_2_conv1'" in result.stderr
+    assert not os.path.exists(tmp_path / "x.weights.h5")
+
+
+def test_train_evaluate_predict_round_trip(tmp_path):
+    from PIL import Image
+
+    from kcnn.data import load_digits
+
+    out = os.fspath(tmp_path / "run")
+    result = run_cli("train", "lenet5", "--data", "digits", "--epochs", "2", "--out", out)
+    assert result.returncode == 0, result.stderr
+    model_path = os.path.join(out, "model.keras")
+    assert os.path.exists(model_path)
+
+    result = run_cli("evaluate", model_path, "--data", "digits")
+    assert result.returncode == 0, result.stderr
+    assert "top1" in result.stdout and "recall" in result.stdout
+
+    _, (x, _) = load_digits()
+    image = os.fspath(tmp_path / "digit.png")
+    Image.fromarray(x[0, ..., 0]).save(image)
+    result = run_cli("predict", model_path, image, "--top-k", "3")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 4
+
+    again = run_cli("train", "lenet5", "--epochs", "1", "--out", out)
+    assert again.returncode == 2 and "finished run" in again.stderr

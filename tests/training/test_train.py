@@ -1,0 +1,103 @@
+"""kcnn.train on every backend: real data, real learning, clear refusals."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kcnn
+from kcnn.data import load_digits
+from kcnn.training import SGD
+
+BACKEND = keras.backend.backend()
+
+
+def test_lenet5_reaches_97_percent_on_the_digits_with_the_default_recipe():
+    history = kcnn.train("lenet5", "digits", verbose=0)
+    model = history.model
+    result = kcnn.evaluate(model, "digits", split="test")
+    assert result["top1"] >= 0.97, result["top1"]
+    assert set(result) >= {"loss", "top1", "top5", "per_class", "confusion_matrix"}
+    assert result["confusion_matrix"].sum() == 360
+    # The model now remembers its data: class names and per-dataset statistics.
+    assert model.metadata["class_names"] == [str(i) for i in range(10)]
+    assert 0.1 < model.metadata["preprocessing"]["mean"][0] < 0.5
+
+
+def test_a_model_overfits_a_small_batch():
+    (x, y), _ = load_digits()
+    x, y = x[:64], y[:64]
+    model = kcnn.lenet5()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    xf = (x.astype("float32") - 50.0) / 90.0
+    before = model.evaluate(xf, y, verbose=0)
+    model.fit(xf, y, epochs=60, batch_size=64, verbose=0)
+    after = model.evaluate(xf, y, verbose=0)
+    assert after < 0.1 * before
+
+
+def test_raw_uint8_arrays_are_predicted_with_training_preprocessing(tmp_path):
+    (x, y), (xt, yt) = load_digits()
+    history = kcnn.train("lenet5", (x, y), epochs=3, verbose=0, validation_split=0.0)
+    model = history.model
+    ranked = kcnn.predict(model, xt[:4], top_k=3)
+    assert len(ranked) == 4 and len(ranked[0]) == 3
+    assert all(isinstance(name, str) and 0 <= p <= 1 for name, p in ranked[0])
+    scores = kcnn.evaluate(model, (xt, yt))
+    assert scores["top1"] > 0.5
+
+
+def test_alexnet2012_sgd_equals_torch_sgd_with_coupled_weight_decay():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w0 = rng.normal(size=(4, 3)).astype("float32")
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(3)]
+
+    variable = keras.Variable(w0)
+    optimizer = SGD(learning_rate=0.01, momentum=0.9, l2=5e-4)
+    for g in grads:
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g), variable)])
+
+    p = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    reference = torch.optim.SGD([p], lr=0.01, momentum=0.9, weight_decay=5e-4)
+    for g in grads:
+        p.grad = torch.from_numpy(g.copy())
+        reference.step()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(variable),
+                               p.detach().numpy(), rtol=0, atol=1e-7)
+
+
+def test_finished_run_is_not_overwritten(tmp_path):
+    (x, y), _ = load_digits()
+    out = os.fspath(tmp_path / "run")
+    kcnn.train("lenet5", (x[:128], y[:128]), epochs=1, out_dir=out, verbose=0)
+    for name in ("model.keras", "best.keras", "log.csv", "history.json", "curves.png",
+                 "confusion.png", "filters.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    with pytest.raises(ValueError, match=r"out_dir=.* holds a finished run"):
+        kcnn.train("lenet5", (x[:128], y[:128]), epochs=1, out_dir=out, verbose=0)
+    loaded = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert loaded.metadata["class_names"] == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"recipe": "alexnet2013"}, r"Unknown recipe='alexnet2013'. Did you mean 'alexnet2012'"),
+    ({"epochs": 0}, r"epochs must be a positive integer; received epochs=0"),
+    ({"mixed_precision": "fp8"}, r"mixed_precision=.fp8."),
+    ({"strategy": "everywhere"}, r"strategy must be None, 'mirrored'"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kcnn.train("lenet5", "digits", **kwargs)
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="tf.distribute works on TensorFlow")
+def test_a_tf_strategy_is_refused_on_other_backends():
+    with pytest.raises(ValueError, match=r"works only on the TensorFlow backend"):
+        kcnn.train("lenet5", "digits", strategy="mirrored")
+
+
+def test_a_model_with_the_wrong_number_of_classes_is_refused():
+    with pytest.raises(ValueError, match=r"has 3 outputs but the data has 10 classes"):
+        kcnn.train(kcnn.lenet5(classes=3), "digits", epochs=1)
