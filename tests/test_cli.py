@@ -37,7 +37,7 @@ def test_convert_writes_weights_that_load_without_torch(tmp_path):
     result = run_cli("convert", "resnet18", pth, out, "--classes", "7")
     assert result.returncode == 0, result.stderr
     model = kcnn.resnet18(classes=7, weights=out, classifier_activation=None)
-    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")
+    x = np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype("float32")
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
     got = keras.ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1)))
@@ -54,7 +54,7 @@ def test_convert_reports_a_mismatch_clearly(tmp_path):
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), pth)
     result = run_cli("convert", "resnet34", pth, os.fspath(tmp_path / "x.weights.h5"))
     assert result.returncode == 2
-    assert "missing tensors for layer 'layer1_2_conv1'" in result.stderr
+    assert "no tensors for layer 'layer1_2_conv1'" in result.stderr
     assert not os.path.exists(tmp_path / "x.weights.h5")
 
 

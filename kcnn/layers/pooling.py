@@ -1,3 +1,122 @@
-"""Placeholder."""
+"""Max pooling with torch's padding and ceil-mode semantics."""
 
-__all__ = []
+__all__ = ["TorchMaxPooling2D"]
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class TorchMaxPooling2D(keras.layers.Layer):
+    """`torch.nn.MaxPool2d(pool_size, strides, padding, ceil_mode=...)`, exactly.
+
+    Per spatial dimension of size H, with window k, stride s and padding p
+    (p <= k // 2, as torch requires), torch returns
+
+        floor((H + 2p - k) / s) + 1                       (ceil_mode=False)
+        ceil((H + 2p - k) / s) + 1, minus one if the last
+        window would start at or beyond H + p             (ceil_mode=True)
+
+    windows: ceil mode keeps a last, partial window at the bottom/right edge.
+    Padding counts as -inf (it never wins the max). Keras's "same" equals this
+    only for some sizes, so the layer pads explicitly: p rows of -inf before,
+    and after either p (floor mode) or min(p + s - 1, k - 1) (ceil mode), then
+    takes a "valid" max pool. A "valid" pool over H + p + min(p + s - 1, k - 1)
+    rows gives min(ceil((H + 2p - k) / s), floor((H + p - 1) / s)) + 1 windows,
+    which is torch's count above, with the correction included. The padding is
+    static, so the layer works for any input size, including unknown ones.
+
+    Args:
+        pool_size: window size, an int or a pair (height, width).
+        strides: stride, an int or a pair; None: `pool_size` (torch's default).
+        padding: implicit -inf padding on both sides, an int or a pair.
+        ceil_mode: torch's `ceil_mode`.
+        data_format: "channels_last" or "channels_first"; None:
+            `keras.config.image_data_format()`.
+    """
+
+    def __init__(self, pool_size, strides=None, padding=0, ceil_mode=False,
+                 data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _pair(pool_size, "pool_size", minimum=1)
+        self.strides = (self.pool_size if strides is None
+                        else _pair(strides, "strides", minimum=1))
+        self.padding = _pair(padding, "padding", minimum=0)
+        if any(p > k // 2 for p, k in zip(self.padding, self.pool_size)):
+            raise ValueError(
+                f"padding must be at most half the pool size (as in torch); "
+                f"received padding={padding!r} with pool_size={pool_size!r}."
+            )
+        if not isinstance(ceil_mode, bool):
+            raise ValueError(
+                f"ceil_mode must be True or False; received ceil_mode={ceil_mode!r}."
+            )
+        self.ceil_mode = ceil_mode
+        if data_format is None:
+            data_format = keras.config.image_data_format()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(
+                f"data_format must be 'channels_last', 'channels_first' or None; "
+                f"received data_format={data_format!r}."
+            )
+        self.data_format = data_format
+
+    def call(self, inputs):
+        spatial = [(p, self._pad_after(k, s, p)) for k, s, p in
+                   zip(self.pool_size, self.strides, self.padding)]
+        if any(before or after for before, after in spatial):
+            widths = ([[0, 0]] + [list(w) for w in spatial] + [[0, 0]]
+                      if self.data_format == "channels_last"
+                      else [[0, 0], [0, 0]] + [list(w) for w in spatial])
+            inputs = ops.pad(inputs, widths, constant_values=float("-inf"))
+        return ops.max_pool(inputs, self.pool_size, self.strides, padding="valid",
+                            data_format=self.data_format)
+
+    def _pad_after(self, k, s, p):
+        return min(p + s - 1, k - 1) if self.ceil_mode else p
+
+    def compute_output_shape(self, input_shape):
+        input_shape = list(input_shape)
+        first = 1 if self.data_format == "channels_last" else 2
+        for i, (k, s, p) in enumerate(zip(self.pool_size, self.strides,
+                                          self.padding)):
+            size = input_shape[first + i]
+            if size is None:
+                continue
+            out = self._output_size(size, k, s, p)
+            if out < 1:
+                raise ValueError(
+                    f"{self.name}: input of spatial size {size} is too small for "
+                    f"pool_size={k}, strides={s}, padding={p} "
+                    f"(ceil_mode={self.ceil_mode}); received input shape "
+                    f"{tuple(input_shape)}."
+                )
+            input_shape[first + i] = out
+        return tuple(input_shape)
+
+    def _output_size(self, size, k, s, p):
+        if not self.ceil_mode:
+            return (size + 2 * p - k) // s + 1
+        out = -((k - size - 2 * p) // s) + 1  # ceil((size + 2p - k) / s) + 1
+        if (out - 1) * s >= size + p:
+            out -= 1
+        return out
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size,
+                "strides": self.strides, "padding": self.padding,
+                "ceil_mode": self.ceil_mode, "data_format": self.data_format}
+
+
+def _pair(value, name, *, minimum):
+    try:
+        pair = (value, value) if isinstance(value, int) else tuple(value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                 and v >= minimum for v in pair):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum} or a pair of them; "
+            f"received {name}={value!r}."
+        )
+    return pair

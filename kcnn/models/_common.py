@@ -6,7 +6,7 @@ meaning, checked here at the boundary with messages that name the argument, the
 value given and what is allowed.
 """
 
-import copy
+import json
 import os
 
 import keras
@@ -58,7 +58,7 @@ class Model(keras.Model):
 
     def __init__(self, *args, metadata=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.metadata = copy.deepcopy(metadata) if metadata else {}
+        self.metadata = metadata or {}
 
     # A plain dict, not one of Keras's tracked containers (which would wrap it
     # and change how it updates and serializes).
@@ -68,11 +68,12 @@ class Model(keras.Model):
 
     @metadata.setter
     def metadata(self, value):
-        object.__setattr__(self, "_kcnn_metadata", dict(value))
+        # A JSON round trip: plain containers, and only what a .keras file keeps.
+        object.__setattr__(self, "_kcnn_metadata", json.loads(json.dumps(value)))
 
     def get_config(self):
         config = super().get_config()
-        config["metadata"] = copy.deepcopy(self.metadata)
+        config["metadata"] = json.loads(json.dumps(self.metadata))
         return config
 
 
