@@ -116,6 +116,18 @@ def check_arguments(*, model_name, include_top, weights, pooling, classes,
         ) from e
 
 
+def check_rate(value, argument, model_name, upper_inclusive=False):
+    """A dropout-like rate: a number in [0, 1) (or [0, 1] when `upper_inclusive`)."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and 0 <= value and (value <= 1 if upper_inclusive else value < 1))
+    if not ok:
+        allowed = "[0, 1]" if upper_inclusive else "[0, 1)"
+        raise ValueError(
+            f"{argument} must be a rate in {allowed} for {model_name}; received "
+            f"{argument}={value!r}."
+        )
+
+
 def spatial_and_channels(shape):
     """(height, width, channels) of a 3-tuple shape in the current data format."""
     if channel_axis() == -1:

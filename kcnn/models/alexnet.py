@@ -156,11 +156,7 @@ def _check_family_arguments(variant, groups, init, dropout, name):
             f"init must be one of {', '.join(map(repr, _INITS))} for {name}; "
             f"received init={init!r}."
         )
-    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) \
-            or not 0 <= dropout < 1:
-        raise ValueError(
-            f"dropout must be a rate in [0, 1) for {name}; received dropout={dropout!r}."
-        )
+    _common.check_rate(dropout, "dropout", name)
     if variant == "torchvision":
         if init == "paper":
             raise ValueError(

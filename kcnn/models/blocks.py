@@ -19,16 +19,24 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
+def torch_padding(x, kernel_size, strides, padding, name):
+    """torch's symmetric `padding` before a convolution: `(x, keras_padding_mode)`.
+
+    "same" where it is the same thing (stride 1, odd kernel, padding k // 2),
+    which saves a layer; otherwise an explicit `{name}_pad` and "valid".
+    """
+    if padding and strides == 1 and kernel_size % 2 == 1 and padding == kernel_size // 2:
+        return x, "same"
+    if padding:
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return x, "valid"
+
+
 def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
            use_bias=True, name, kernel_initializer="glorot_uniform",
            bias_initializer="zeros"):
     """torch's `Conv2d(kernel_size, stride, padding, groups, bias)` as Keras layers."""
-    if padding and strides == 1 and kernel_size % 2 == 1 and padding == kernel_size // 2:
-        pad_mode = "same"
-    else:
-        pad_mode = "valid"
-        if padding:
-            x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=pad_mode, groups=groups,
         use_bias=use_bias, kernel_initializer=kernel_initializer,
@@ -82,7 +90,7 @@ def make_divisible(value, divisor=8, min_value=None):
     return rounded
 
 
-def _kaiming_fan_out(depthwise=False):
+def kaiming_fan_out(depthwise=False):
     """torchvision's `kaiming_normal_(mode="fan_out")` for these families.
 
     torch counts a depthwise (C, 1, kh, kw) kernel's fan-out as C * kh * kw,
@@ -100,12 +108,7 @@ def depthwise_conv2d(x, kernel_size, *, strides=1, padding=0, use_bias=True,
     A `DepthwiseConv2D`, not `Conv2D(groups=C)`: TensorFlow runs the grouped
     form about 6x slower on CPU. Padding as in `conv2d`.
     """
-    if padding and strides == 1 and kernel_size % 2 == 1 and padding == kernel_size // 2:
-        pad_mode = "same"
-    else:
-        pad_mode = "valid"
-        if padding:
-            x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return keras.layers.DepthwiseConv2D(
         kernel_size, strides=strides, padding=pad_mode, use_bias=use_bias,
         depthwise_initializer=depthwise_initializer, name=name,
@@ -126,11 +129,11 @@ def conv_norm_activation(x, filters, kernel_size=3, *, strides=1,
     if depthwise:
         x = depthwise_conv2d(x, kernel_size, strides=strides, padding=padding,
                              use_bias=False, name=f"{name}_0",
-                             depthwise_initializer=_kaiming_fan_out(depthwise=True))
+                             depthwise_initializer=kaiming_fan_out(depthwise=True))
     else:
         x = conv2d(x, filters, kernel_size, strides=strides, padding=padding,
                    use_bias=False, name=f"{name}_0",
-                   kernel_initializer=_kaiming_fan_out())
+                   kernel_initializer=kaiming_fan_out())
     x = batch_norm(x, f"{name}_1", epsilon=bn_epsilon, momentum=bn_momentum)
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_2")(x)
@@ -146,10 +149,10 @@ def squeeze_excitation(x, squeeze_channels, *, activation="relu",
     """
     channels = x.shape[channel_axis()]
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_avgpool")(x)
-    s = keras.layers.Conv2D(squeeze_channels, 1, kernel_initializer=_kaiming_fan_out(),
+    s = keras.layers.Conv2D(squeeze_channels, 1, kernel_initializer=kaiming_fan_out(),
                             name=f"{name}_fc1")(s)
     s = keras.layers.Activation(activation, name=f"{name}_activation")(s)
-    s = keras.layers.Conv2D(channels, 1, kernel_initializer=_kaiming_fan_out(),
+    s = keras.layers.Conv2D(channels, 1, kernel_initializer=kaiming_fan_out(),
                             name=f"{name}_fc2")(s)
     s = keras.layers.Activation(scale_activation, name=f"{name}_scale_activation")(s)
     return keras.layers.Multiply(name=f"{name}_mul")([x, s])
@@ -198,7 +201,7 @@ def inverted_residual(x, filters, *, expanded_channels, kernel_size=3,
         i += 1
     if split_projection:
         x = conv2d(x, filters, 1, use_bias=False, name=f"{prefix}_{i}",
-                   kernel_initializer=_kaiming_fan_out())
+                   kernel_initializer=kaiming_fan_out())
         x = batch_norm(x, f"{prefix}_{i + 1}", epsilon=bn_epsilon, momentum=bn_momentum)
     else:
         x = conv_norm_activation(x, filters, 1, activation=None,

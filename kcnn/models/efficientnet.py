@@ -79,25 +79,15 @@ _BN_PORTED = (1e-3, 0.99)
 _MIN_SIZE = 32
 
 
-def _check_rate(value, argument, name, upper_inclusive=False):
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
-          and 0 <= value and (value <= 1 if upper_inclusive else value < 1))
-    if not ok:
-        allowed = "[0, 1]" if upper_inclusive else "[0, 1)"
-        raise ValueError(
-            f"{argument} must be a rate in {allowed} for {name}; received "
-            f"{argument}={value!r}."
-        )
-
-
 def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
                   pooling, classes, classifier_activation, dropout,
                   stochastic_depth_prob, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation)
-    _check_rate(dropout, "dropout", name)
-    _check_rate(stochastic_depth_prob, "stochastic_depth_prob", name, upper_inclusive=True)
+    _common.check_rate(dropout, "dropout", name)
+    _common.check_rate(stochastic_depth_prob, "stochastic_depth_prob", name,
+                       upper_inclusive=True)
     width_mult, depth_mult, crop, resize = _VARIANTS[variant]
     bn_epsilon, bn_momentum = _BN_TORCH if variant <= 4 else _BN_PORTED
     bn = dict(bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)

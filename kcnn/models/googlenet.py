@@ -109,11 +109,8 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation)
-    for arg, rate in (("dropout", dropout), ("dropout_aux", dropout_aux)):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(
-                f"{arg} must be a rate in [0, 1) for {name}; received {arg}={rate!r}."
-            )
+    _common.check_rate(dropout, "dropout", name)
+    _common.check_rate(dropout_aux, "dropout_aux", name)
     for arg, flag in (("aux_logits", aux_logits), ("transform_input", transform_input)):
         if not isinstance(flag, bool):
             raise ValueError(

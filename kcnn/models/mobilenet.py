@@ -67,10 +67,7 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(
-            f"dropout must be a rate in [0, 1) for {name}; received dropout={dropout!r}."
-        )
+    _common.check_rate(dropout, "dropout", name)
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
         raise ValueError(
             f"width_mult must be a positive number for {name}; received "

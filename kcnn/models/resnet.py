@@ -36,7 +36,7 @@ __all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 import keras
 
 from kcnn.models import _common
-from kcnn.models.blocks import _kaiming_fan_out, conv_bn_act, max_pool
+from kcnn.models.blocks import conv_bn_act, kaiming_fan_out, max_pool
 from kcnn.registry import register
 
 # Base channels of layer1..layer4 (the bottleneck outputs 4x as many).
@@ -55,7 +55,7 @@ def _conv_bn(x, filters, kernel_size, *, strides=1, name, conv, bn, relu=None):
         x, filters, kernel_size, strides=strides, padding=kernel_size // 2,
         activation="relu" if relu else None, conv_name=f"{name}_{conv}",
         bn_name=f"{name}_{bn}", act_name=relu and f"{name}_{relu}",
-        kernel_initializer=_kaiming_fan_out())
+        kernel_initializer=kaiming_fan_out())
 
 
 def _basic_block(x, planes, strides, name):
@@ -111,7 +111,7 @@ def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
     block, stage_blocks = _STAGES[depth]
     x = conv_bn_act(img_input, 64, 7, strides=2, padding=3, conv_name="conv1",
                     bn_name="bn1", act_name="relu",
-                    kernel_initializer=_kaiming_fan_out())
+                    kernel_initializer=kaiming_fan_out())
     x = max_pool(x, 3, 2, padding=1, name="maxpool")
     for stage, (planes, blocks) in enumerate(zip(_WIDTHS, stage_blocks), start=1):
         for b in range(blocks):

@@ -34,7 +34,7 @@ __all__ = [
 import keras
 
 from kcnn.models import _common
-from kcnn.models.blocks import _kaiming_fan_out, batch_norm, conv2d, max_pool
+from kcnn.models.blocks import batch_norm, conv2d, kaiming_fan_out, max_pool
 from kcnn.registry import register
 
 # The paper's configurations A, B, D and E (Table 1).
@@ -56,7 +56,7 @@ def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation)
-    _check_dropout(dropout, name)
+    _common.check_rate(dropout, "dropout", name)
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=include_top)
@@ -90,7 +90,7 @@ def _features(x, cfg, use_bn):
             continue
         # torchvision keeps the convolution bias even when batch norm follows.
         x = conv2d(x, v, 3, padding=1, name=f"features_{i}",
-                   kernel_initializer=_kaiming_fan_out())
+                   kernel_initializer=kaiming_fan_out())
         i += 1
         if use_bn:
             x = batch_norm(x, f"features_{i}")
@@ -98,15 +98,6 @@ def _features(x, cfg, use_bn):
         x = keras.layers.ReLU(name=f"features_{i}")(x)
         i += 1
     return x
-
-
-def _check_dropout(dropout, name):
-    if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
-            or not 0 <= dropout < 1):
-        raise ValueError(
-            f"dropout must be a rate in [0, 1) for {name}; received "
-            f"dropout={dropout!r}."
-        )
 
 
 @register

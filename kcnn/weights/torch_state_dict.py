@@ -20,12 +20,20 @@ that a grey image x gives what the RGB image (x, x, x) would.
 """
 
 import os
+import re
 
 import keras
 import numpy as np
 
 _BN_NAMES = ("weight", "bias", "running_mean", "running_var")
 _UNUSED = ("num_batches_tracked",)
+# Modules torchvision's files hold that a model may leave out: GoogLeNet's
+# auxiliary classifiers (torchvision drops them too when aux_logits=False).
+_OPTIONAL_MODULES = ("aux1", "aux2")
+# torchvision's released DenseNet files use the old names `norm.1`, `conv.2`
+# for `norm1`, `conv2` (torchvision renames them the same way when loading).
+_DENSENET_OLD_NAME = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def read_pth(path):
@@ -58,8 +66,12 @@ def load_state_dict(model, state_dict, *, source="state dict", skip_unmatched=Fa
     `skip_unmatched=True` ignores tensors of modules the model does not have
     (a classifier when the model was built with `include_top=False`).
     """
-    state = {k: _to_numpy(v) for k, v in state_dict.items()
+    state = {_current_name(k): _to_numpy(v) for k, v in state_dict.items()
              if k.rsplit(".", 1)[-1] not in _UNUSED}
+    layer_names = {layer.name for layer in _weighted_layers(model)}
+    for prefix in _OPTIONAL_MODULES:
+        if not any(name.startswith(prefix + "_") for name in layer_names):
+            state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
     by_layer = {}
     for key, value in state.items():
         module, _, param = key.rpartition(".")
@@ -95,6 +107,11 @@ def load_pth(model, path, *, skip_unmatched=False):
     path = os.fspath(path)
     load_state_dict(model, read_pth(path), source=f"file {path!r}",
                     skip_unmatched=skip_unmatched)
+
+
+def _current_name(key):
+    match = _DENSENET_OLD_NAME.match(key)
+    return match.group(1) + match.group(2) if match else key
 
 
 def _to_numpy(value):

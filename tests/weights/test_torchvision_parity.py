@@ -6,6 +6,7 @@ statistics is saved as a `.pth` state dict, loaded into the kcnn builder with
 """
 
 import os
+import re
 
 import keras
 import numpy as np
@@ -129,3 +130,29 @@ def test_feature_maps_without_top(tmp_path, name, features):
     got = keras.ops.convert_to_numpy(model(to_keras_layout(x), training=False))
     np.testing.assert_allclose(got, to_keras_layout(expected), rtol=0,
                                atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.large
+def test_torchvision_release_files_load(tmp_path):
+    """torchvision's own files: DenseNet's old key names, GoogLeNet's aux heads."""
+    reference = torchvision_model("densenet121")
+    old_names = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v
+                 for k, v in reference.state_dict().items()}
+    assert any(".norm.1." in k for k in old_names)
+    path = os.fspath(tmp_path / "densenet121.pth")
+    torch.save(old_names, path)
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")
+    model = kcnn.densenet121(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
+    assert_same_logits(model, torch_logits(reference, x), x)
+
+    with_aux = torchvision_model("googlenet", aux_logits=True, init_weights=True)
+    path = os.fspath(tmp_path / "googlenet.pth")
+    torch.save(with_aux.state_dict(), path)
+    assert any(k.startswith("aux1.") for k in with_aux.state_dict())
+    model = kcnn.googlenet(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
+    assert_same_logits(model, torch_logits(with_aux, x), x)
+
+
+@pytest.mark.large
+def test_second_input_size_for_a_global_pooling_head(tmp_path):
+    check_parity(tmp_path, "googlenet", {"aux_logits": False, "init_weights": True}, (97, 113))
