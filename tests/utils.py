@@ -11,9 +11,9 @@ def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def run_python(code, backend, timeout=600):
+def run_python(code, backend, timeout=600, env=None):
     """Run `code` in a fresh interpreter on `backend`; return its stdout."""
-    env = {**os.environ, "KERAS_BACKEND": backend}
+    env = {**os.environ, **(env or {}), "KERAS_BACKEND": backend}
     result = subprocess.run([sys.executable, "-c", code], env=env, text=True,
                             capture_output=True, timeout=timeout)
     if result.returncode != 0:

@@ -219,10 +219,12 @@ def pooled_classifier(x, *, include_top, pooling, classes, classifier_activation
 def classifier(x, classes, classifier_activation, name):
     """The last dense layer; the activation is a separate layer kept in float32.
 
-    Keeping the activation apart keeps logits reachable (`model.get_layer(name)`)
-    and float32 under mixed precision.
+    Keeping the activation apart keeps logits reachable (`model.get_layer(name)`).
     """
-    x = keras.layers.Dense(classes, name=name)(x)
+    # Under a mixed policy the logits are computed in float32 too, so that
+    # losses and softmax see full precision, as Keras's mixed-precision guide does.
+    mixed = keras.config.dtype_policy().name.startswith("mixed")
+    x = keras.layers.Dense(classes, name=name, dtype="float32" if mixed else None)(x)
     if classifier_activation is not None:
         x = keras.layers.Activation(classifier_activation, dtype="float32",
                                     name="predictions")(x)

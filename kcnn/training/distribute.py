@@ -34,20 +34,32 @@ class TFStrategy(Placement):
         return self.strategy.scope()
 
     def adopt(self, model):
-        """A model built outside the scope, re-created inside it with its weights."""
-        config = model.get_config()
-        clone = model.__class__.from_config(config)
-        clone.set_weights(model.get_weights())
-        if hasattr(model, "metadata"):
-            clone.metadata = dict(model.metadata)
-        return clone
+        return _recreate(model)
 
 
 class JaxDataParallel(Placement):
+    """`keras.distribution.DataParallel` over all devices; it stays set after training."""
+
     def __init__(self):
         self.distribution = keras.distribution.DataParallel()
         self.replicas = len(keras.distribution.list_devices())
         keras.distribution.set_distribution(self.distribution)
+
+    def adopt(self, model):
+        return _recreate(model)
+
+
+def _recreate(model):
+    """A model built outside the strategy or distribution, re-created under it.
+
+    Its variables must be created there (mirrored or sharded), so the model is
+    rebuilt from its config and given the original's weights and metadata.
+    """
+    clone = model.__class__.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    if hasattr(model, "metadata"):
+        clone.metadata = dict(model.metadata)
+    return clone
 
 
 def resolve(strategy):

@@ -67,10 +67,15 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
 
     train_source, val_source = _sources(data, validation_data, validation_split, seed)
     placement = distribute.resolve(strategy)
+    previous_policy = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision)
+    try:
+        with placement.scope():
+            model = _model(model, train_source, placement)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)  # the policy is for this model only
     with placement.scope():
-        model = _model(model, train_source, placement)
         small_gray = train_source.channels == 1 and _model_size(model) <= SMALL
         recipe = recipe.for_data(small_grayscale=small_gray)
         epochs = recipe.epochs if epochs is None else epochs

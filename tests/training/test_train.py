@@ -101,3 +101,26 @@ def test_a_tf_strategy_is_refused_on_other_backends():
 def test_a_model_with_the_wrong_number_of_classes_is_refused():
     with pytest.raises(ValueError, match=r"has 3 outputs but the data has 10 classes"):
         kcnn.train(kcnn.lenet5(classes=3), "digits", epochs=1)
+
+
+def test_mixed_precision_keeps_logits_and_lrn_in_float32():
+    (x, y), _ = load_digits()
+    history = kcnn.train("lenet5", (x[:256], y[:256]), epochs=2, batch_size=32,
+                         mixed_precision="mixed_float16", validation_split=0.0, verbose=0)
+    model = history.model
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    assert model.get_layer("fc3").compute_dtype == "float32"
+    assert model.outputs[0].dtype == "float32"
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert keras.config.dtype_policy().name == "float32"  # only that model was mixed
+    keras.config.set_dtype_policy("mixed_float16")
+    paper = kcnn.alexnet(variant="paper", include_top=False, input_shape=(67, 67, 3))
+    lrn = paper.get_layer("lrn1")
+    out = lrn(keras.ops.full((1, 15, 15, 96), 300.0, dtype="float16"))
+    assert float(keras.ops.convert_to_numpy(keras.ops.min(out))) > 1.0
+
+
+def test_mixed_precision_needs_the_model_by_name():
+    with pytest.raises(ValueError, match=r"mixed_precision needs the model by name"):
+        kcnn.train(kcnn.lenet5(), "digits", mixed_precision="mixed_float16")
