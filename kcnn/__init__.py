@@ -23,6 +23,7 @@ import keras  # noqa: E402,F401
 
 from kcnn import data, layers, models, training, weights
 from kcnn.models import *  # noqa: F401,F403  (the builders)
+from kcnn.exporting import export
 from kcnn.registry import create_model, list_models
 from kcnn.training import evaluate, predict, train
 

@@ -6,6 +6,7 @@
     kcnn evaluate MODEL.keras --data SOURCE [--split test]
     kcnn predict MODEL.keras IMAGE... [--top-k 5]
     kcnn convert MODEL WEIGHTS.pth OUT.weights.h5 [--classes N] [--overwrite]
+    kcnn export MODEL.keras PATH [--format saved_model|onnx|keras] [--overwrite]
 """
 
 import argparse
@@ -142,6 +143,10 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUTPUT if it exists (default: refuse)")
     p.set_defaults(run=_convert)
+
+    from kcnn import exporting
+
+    exporting.add_commands(commands)
     return parser
 
 
