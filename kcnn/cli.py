@@ -7,6 +7,7 @@
     kcnn predict MODEL.keras IMAGE... [--top-k 5]
     kcnn convert MODEL WEIGHTS.pth OUT.weights.h5 [--classes N] [--overwrite]
     kcnn export MODEL.keras PATH [--format saved_model|onnx|keras] [--overwrite]
+    kcnn explain MODEL.keras IMAGE... [--out DIR] [--layer L] [--class-index K]
 """
 
 import argparse
@@ -17,13 +18,17 @@ import kcnn  # first: orders triton, keras and TensorFlow imports
 
 
 def _list(args):
+    print(f"{'model':<20} {'parameters':>13} {'GMACs':>8}")
     for name in kcnn.list_models(args.pattern):
-        print(name)
+        costs = kcnn.inspect.model_costs(name)
+        print(f"{name:<20} {costs.trainable_params:>13,} {costs.macs / 1e9:>8.3f}")
+    print("GMACs: billions of multiply-accumulates per image at the reference input size "
+          "(torchvision calls them GFLOPS).")
     return 0
 
 
 def _summary(args):
-    kcnn.create_model(args.model).summary()
+    print(kcnn.profile(args.model))
     return 0
 
 
@@ -87,12 +92,13 @@ def build_parser():
         "KERAS_BACKEND (tensorflow, jax or torch).")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("list", help="list the model names")
+    p = commands.add_parser("list", help="list the models with parameters and GMACs")
     p.add_argument("pattern", nargs="?", default="*",
                    help="shell-style filter such as 'resnet*' (default: all)")
     p.set_defaults(run=_list)
 
-    p = commands.add_parser("summary", help="print a model's layers and parameters")
+    p = commands.add_parser(
+        "summary", help="per layer: output shape, parameters, MACs, receptive field")
     p.add_argument("model", help="builder name, e.g. alexnet")
     p.set_defaults(run=_summary)
 
@@ -144,9 +150,10 @@ def build_parser():
                    help="replace OUTPUT if it exists (default: refuse)")
     p.set_defaults(run=_convert)
 
-    from kcnn import exporting
+    from kcnn import exporting, inspect
 
     exporting.add_commands(commands)
+    inspect.add_commands(commands)
     return parser
 
 

@@ -19,10 +19,21 @@ def run_cli(*args):
                           env={**os.environ, "KERAS_BACKEND": "tensorflow"})
 
 
-def test_list_filters_names():
+def test_list_filters_names_and_shows_costs():
     result = run_cli("list", "resnet*")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == kcnn.list_models("resnet*")
+    rows = result.stdout.strip().splitlines()[1:-1]
+    assert [row.split()[0] for row in rows] == kcnn.list_models("resnet*")
+    resnet50 = next(row.split() for row in rows if row.startswith("resnet50 "))
+    assert resnet50[1:] == ["25,557,032", "4.089"]  # torchvision's figures
+
+
+def test_summary_prints_the_profile():
+    result = run_cli("summary", "alexnet")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if "features_12" in line)
+    assert "195" in row  # the last pooling layer's receptive field
+    assert "0.714" in result.stdout  # GMACs
 
 
 def test_convert_writes_weights_that_load_without_torch(tmp_path):
@@ -79,6 +90,11 @@ def test_train_evaluate_predict_round_trip(tmp_path):
     result = run_cli("predict", model_path, image, "--top-k", "3")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == 4
+
+    explained = os.fspath(tmp_path / "explain")
+    result = run_cli("explain", model_path, image, "--out", explained)
+    assert result.returncode == 0, result.stderr
+    assert os.path.isfile(os.path.join(explained, "digit_gradcam.png"))
 
     again = run_cli("train", "lenet5", "--epochs", "1", "--out", out)
     assert again.returncode == 2 and "finished run" in again.stderr

@@ -3,14 +3,8 @@
 import keras
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from kcnn.inspect.plotting import pyplot as _pyplot
+from kcnn.inspect.plotting import scale_each, tile_grid
 
 
 def training_curves(history, path):
@@ -50,26 +44,38 @@ def confusion_matrix(matrix, class_names, path):
 
 
 def first_layer_filters(model, path, max_filters=64):
-    """A grid of the first convolution's kernels, each scaled to [0, 1]."""
+    """A grid of the first convolution's kernels, each scaled to [0, 1].
+
+    Drawn with the feature-map grid of `kcnn.feature_maps`: RGB where the
+    kernels see three channels, otherwise their first channel in gray.
+    """
     conv = next((layer for layer in model._flatten_layers(include_self=False)
                  if isinstance(layer, keras.layers.Conv2D)), None)
     if conv is None:
         return
     kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel))  # (kh, kw, in, out)
-    kernel = kernel[..., :max_filters]
-    lo = kernel.min(axis=(0, 1, 2), keepdims=True)
-    hi = kernel.max(axis=(0, 1, 2), keepdims=True)
-    kernel = (kernel - lo) / np.maximum(hi - lo, 1e-12)
-    n = kernel.shape[-1]
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
+    tiles = kernel[..., :max_filters].transpose(3, 0, 1, 2)  # (out, kh, kw, in)
+    if tiles.shape[-1] == 3:
+        tiles = scale_each(tiles, axes=(1, 2, 3))
+    else:
+        tiles = scale_each(tiles[..., 0], axes=(1, 2))
+    tile_grid([(None, tiles)], path, title=f"{conv.name}: {len(tiles)} filters")
+
+
+def learning_rate(steps, rates, path, steps_per_epoch=None):
+    """The learning rate against the optimizer step (epoch boundaries marked
+    on a second axis when `steps_per_epoch` is given)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(rows, cols, figsize=(cols, rows))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i < n:
-            k = kernel[..., i]
-            ax.imshow(k if k.shape[-1] == 3 else k[..., 0], cmap=None if k.shape[-1] == 3 else "gray")
-    fig.suptitle(f"{conv.name}: {n} filters")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(steps, rates, drawstyle="steps-post")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if steps_per_epoch:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch,
+                                                   lambda e: e * steps_per_epoch))
+        top.set_xlabel("epoch")
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
