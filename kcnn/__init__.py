@@ -27,5 +27,6 @@ from kcnn.exporting import export
 from kcnn.inspect import feature_maps, gradcam, profile
 from kcnn.registry import create_model, list_models
 from kcnn.training import evaluate, predict, train
+from kcnn.weights import decode_predictions, preprocess_input
 
 __version__ = "0.1.0"

@@ -8,6 +8,8 @@
     kcnn convert MODEL WEIGHTS.pth OUT.weights.h5 [--classes N] [--overwrite]
     kcnn export MODEL.keras PATH [--format saved_model|onnx|keras] [--overwrite]
     kcnn explain MODEL.keras IMAGE... [--out DIR] [--layer L] [--class-index K]
+    kcnn weights [PATTERN]          (the pretrained weights table)
+    kcnn fetch MODEL [WEIGHTS]      (fill the weights cache ahead of time)
 """
 
 import argparse
@@ -151,9 +153,11 @@ def build_parser():
     p.set_defaults(run=_convert)
 
     from kcnn import exporting, inspect
+    from kcnn.weights import commands as weight_commands
 
     exporting.add_commands(commands)
     inspect.add_commands(commands)
+    weight_commands.add_commands(commands)
     return parser
 
 

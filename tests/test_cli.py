@@ -28,6 +28,12 @@ def test_list_filters_names_and_shows_costs():
     assert resnet50[1:] == ["25,557,032", "4.089"]  # torchvision's figures
 
 
+def test_weights_prints_the_table():
+    result = run_cli("weights", "resnet5*")
+    assert result.returncode == 0, result.stderr
+    assert "| resnet50 | `IMAGENET1K_V2` = `imagenet` | 80.858 | 95.434 | 97.8 |" in result.stdout
+
+
 def test_summary_prints_the_profile():
     result = run_cli("summary", "alexnet")
     assert result.returncode == 0, result.stderr

@@ -3,19 +3,22 @@
 Builders follow `keras.applications`: the same arguments (include_top, weights,
 input_tensor, input_shape, pooling, classes, classifier_activation) with the same
 meaning, checked here at the boundary with messages that name the argument, the
-value given and what is allowed.
+value given and what is allowed. `weights` is None, a file (`.weights.h5` or a
+torchvision `.pth`), or a name: "imagenet" (torchvision's default weights for
+the builder) or a tag from `kcnn.weights.list_weights()`, downloaded and cached
+by `kcnn.weights.hub`.
 """
 
+import functools
 import json
 import os
 
 import keras
 
-# torchvision's ImageNet evaluation transform (resize 256, centre crop 224,
-# ImageNet mean/std on [0, 1] pixels): the default for the ImageNet families
-# until trained weights bring their own.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from kcnn.registry import get_builder
+from kcnn.weights import hub
+from kcnn.weights import preprocessing as _preprocessing
+from kcnn.weights.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401
 
 _POOLINGS = (None, "avg", "max")
 
@@ -29,21 +32,40 @@ def preprocessing(*, size, resize=None, mean=None, std=None, channels=3,
     """A preprocessing record: pixels scaled to [0, 1], then (x - mean) / std.
 
     `resize` is the shorter side before the centre crop of `size` (None: resize
-    straight to `size`).
+    straight to `size`). See `kcnn.weights.preprocessing.record`.
     """
-    return {
-        "scale": 1.0 / 255.0,
-        "mean": list(mean) if mean is not None else [0.0] * channels,
-        "std": list(std) if std is not None else [1.0] * channels,
-        "resize": resize,
-        "crop": size,
-        "interpolation": interpolation,
-    }
+    return _preprocessing.record(crop=size, resize=resize, mean=mean, std=std,
+                                 channels=channels, interpolation=interpolation)
 
 
 def imagenet_preprocessing(size=224, resize=256):
-    return preprocessing(size=size, resize=resize, mean=IMAGENET_MEAN,
-                         std=IMAGENET_STD)
+    """torchvision's ImageNet evaluation transform: the default until weights bring theirs."""
+    return _preprocessing.imagenet_record(crop=size, resize=resize)
+
+
+def family_preprocess_input(builders):
+    """A family module's `preprocess_input`, bound to the weights of its `builders`."""
+
+    def preprocess_input(x, data_format=None, weights="imagenet"):
+        entries = [e for e in (hub.find_weights(b, weights) for b in builders) if e]
+        if not entries:
+            raise ValueError(
+                f"weights={weights!r} names no weights of {', '.join(builders)}; "
+                f"{hub.available_names(builders[0])}."
+            )
+        return _preprocessing.preprocess_input(x, entries[0].preprocessing, data_format)
+
+    preprocess_input.__doc__ = f"""Normalise RGB pixels in [0, 255] as the named weights expect.
+
+    For {', '.join(builders)}: float32 `(x / 255 - mean) / std` per channel with
+    the statistics of `weights` ("imagenet" by default, or a tag of
+    `kcnn.weights.list_weights()`), as `keras.applications`' `preprocess_input`
+    (no resizing: `kcnn.predict` and the exported raw-image signature also
+    resize and crop). `x`: a batch or one image, channels in the order of
+    `data_format` (default `keras.config.image_data_format()`); a NumPy array
+    gives a NumPy array.
+    """
+    return preprocess_input
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -78,8 +100,12 @@ class Model(keras.Model):
 
 
 def check_arguments(*, model_name, include_top, weights, pooling, classes,
-                    classifier_activation):
-    """The `keras.applications` argument checks, with clear messages."""
+                    classifier_activation, builder=None):
+    """The `keras.applications` argument checks, with clear messages.
+
+    `builder` is the registered builder name that weight names resolve for
+    (default `model_name`; pass it, since users may rename the model).
+    """
     if not isinstance(include_top, bool):
         raise ValueError(
             f"include_top must be True or False; received include_top={include_top!r}."
@@ -95,17 +121,7 @@ def check_arguments(*, model_name, include_top, weights, pooling, classes,
             f"received classes={classes!r}."
         )
     if weights is not None:
-        if not isinstance(weights, (str, os.PathLike)):
-            raise ValueError(
-                f"weights must be None (random initialisation) or the path to a "
-                f"weights file for {model_name}; received weights={weights!r}."
-            )
-        if not os.path.isfile(weights):
-            raise ValueError(
-                f"weights={str(weights)!r}: no such file. weights must be None "
-                f"(random initialisation) or the path to an existing weights "
-                f"file (.weights.h5 or a torchvision .pth) for {model_name}."
-            )
+        _check_weights(builder or model_name, weights, include_top, classes)
     try:
         keras.activations.get(classifier_activation)
     except (ValueError, TypeError) as e:
@@ -114,6 +130,61 @@ def check_arguments(*, model_name, include_top, weights, pooling, classes,
             f"(such as 'softmax') or a callable; received "
             f"classifier_activation={classifier_activation!r}."
         ) from e
+
+
+def _check_weights(builder, weights, include_top, classes):
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"weights must be None (random initialisation), a weights name such as "
+            f"'imagenet' or the path to a weights file for {builder}; received "
+            f"weights={weights!r}."
+        )
+    entry = hub.find_weights(builder, weights)
+    if entry is None:
+        if isinstance(weights, str) and weights in hub.ALIASES:
+            raise ValueError(f"weights={weights!r}: {hub.available_names(builder)}.")
+        if not os.path.isfile(weights):
+            raise ValueError(
+                f"weights={str(weights)!r}: no such file, and not a weights name "
+                f"({hub.available_names(builder)}). weights must be None (random "
+                f"initialisation), a weights name or the path to an existing "
+                f"weights file (.weights.h5 or a torchvision .pth) for {builder}."
+            )
+        return
+    if include_top and entry.features_only:
+        raise ValueError(
+            f"weights={weights!r}: the {entry} train the feature extractor only "
+            f"(their classifier is not usable); use them with include_top=False."
+        )
+    if include_top and classes != entry.classes:
+        raise ValueError(
+            f"weights={weights!r} with include_top=True needs classes="
+            f"{entry.classes} (the {entry} have a {entry.classes}-class classifier); "
+            f"received classes={classes!r}. For other classes use "
+            f"include_top=False and add a head."
+        )
+
+
+def weights_argument(builder, weights, argument, default):
+    """A builder argument left as None: what the named weights were made with, else `default`.
+
+    GoogLeNet's `transform_input` is on with torchvision's weights, as there.
+    """
+    entry = hub.find_weights(builder, weights)
+    return entry.builder_arguments.get(argument, default) if entry else default
+
+
+def check_weights_argument(builder, weights, argument, value, default):
+    """Refuse a family argument that changes the layers the named weights were made for."""
+    entry = hub.find_weights(builder, weights)
+    if entry is None:
+        return
+    expected = entry.builder_arguments.get(argument, default)
+    if value != expected:
+        raise ValueError(
+            f"{argument}={value!r} does not fit weights={weights!r}: the {entry} were "
+            f"made with {argument}={expected!r}."
+        )
 
 
 def check_rate(value, argument, model_name, upper_inclusive=False):
@@ -232,25 +303,33 @@ def classifier(x, classes, classifier_activation, name):
 
 
 def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
-               preprocessing, weights, include_top=True):
+               preprocessing, weights, include_top=True, builder=None):
     """Wrap the graph in a `kcnn.models.Model` with metadata; load `weights`.
 
-    Without the top, a weights file's classifier is ignored, as in
-    `keras.applications`.
+    Named weights bring their preprocessing and, with the top, their class
+    names into the metadata. Without the top, a weights file's classifier is
+    ignored, as in `keras.applications`.
     """
     inputs = (keras.utils.get_source_inputs(input_tensor)
               if input_tensor is not None else img_input)
+    builder = builder or name
+    entry = hub.find_weights(builder, weights)
+    if entry is not None:
+        preprocessing = entry.preprocessing
     h, w, c = hwc
-    preprocessing = _fit_crop(preprocessing, h, w)
     metadata = {
         "input_size": [h, w],
         "channels": c,
-        "preprocessing": preprocessing,
-        "class_names": [str(i) for i in range(classes)],
+        "preprocessing": _fit_crop(preprocessing, h, w),
+        "class_names": (list(entry.class_names) if entry is not None and include_top
+                        else [str(i) for i in range(classes)]),
     }
+    if entry is not None:
+        metadata["weights"] = {"builder": entry.model_name, "tag": entry.tag,
+                               "url": entry.url}
     model = Model(inputs, outputs, name=name, metadata=metadata)
     if weights is not None:
-        load_weights(model, weights, skip_unmatched=not include_top)
+        load_weights(model, weights, skip_unmatched=not include_top, builder=builder)
     return model
 
 
@@ -274,9 +353,18 @@ def _fit_crop(preprocessing, h, w):
     return {**preprocessing, "crop": size, "resize": resize}
 
 
-def load_weights(model, path, skip_unmatched=False):
-    """Load a `.weights.h5` (Keras) or `.pth` (torchvision state dict) file."""
-    path = os.fspath(path)
+def load_weights(model, weights, skip_unmatched=False, builder=None):
+    """Load named weights, a `.weights.h5` (Keras) or a `.pth` (torchvision) file.
+
+    `builder`: the registered builder that weight names resolve for (default
+    `model.name`).
+    """
+    entry = hub.find_weights(builder or model.name, weights)
+    if entry is not None:
+        hub.load(model, entry, functools.partial(_reference_model, entry),
+                 skip_unmatched=skip_unmatched)
+        return
+    path = os.fspath(weights)
     if path.endswith((".pth", ".pt")):
         from kcnn.weights import load_pth
 
@@ -292,3 +380,19 @@ def load_weights(model, path, skip_unmatched=False):
         raise ValueError(
             f"weights={path!r} does not match {model.name}: {e}"
         ) from e
+
+
+def _reference_model(entry):
+    """The builder's model that `entry`'s file converts onto, in float32.
+
+    With the top (unless the weights are features only), the entry's classes,
+    the default RGB input and the entry's builder arguments.
+    """
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return get_builder(entry.model_name)(
+            include_top=not entry.features_only, weights=None, classes=entry.classes,
+            classifier_activation=None, **entry.builder_arguments)
+    finally:
+        keras.config.set_dtype_policy(policy)

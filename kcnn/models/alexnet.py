@@ -28,6 +28,9 @@ from kcnn.models import _common
 from kcnn.models.blocks import conv2d, max_pool
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 _VARIANTS = ("torchvision", "paper")
 _INITS = ("keras", "paper")
 
@@ -121,8 +124,10 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder="alexnet")
     groups = _check_family_arguments(variant, groups, init, dropout, name)
+    _common.check_weights_argument("alexnet", weights, "variant", variant, "torchvision")
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=_DEFAULT_SIZE[variant], min_size=_MIN_SIZE[variant],
@@ -141,7 +146,8 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_preprocessing(hwc[0], _DEFAULT_SIZE[variant]))
+        preprocessing=_preprocessing(hwc[0], _DEFAULT_SIZE[variant]),
+        builder="alexnet")
 
 
 def _check_family_arguments(variant, groups, init, dropout, name):

@@ -30,6 +30,9 @@ from kcnn.models import _common
 from kcnn.models.blocks import batch_norm, conv2d, max_pool
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 # depth: (growth rate, layers per dense block, stem filters), torchvision's.
 _VARIANTS = {
     121: (32, (6, 12, 24, 16), 64),
@@ -53,7 +56,8 @@ def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
               pooling, classes, classifier_activation, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder=f"densenet{depth}")
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
@@ -83,7 +87,7 @@ def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing())
+        preprocessing=_common.imagenet_preprocessing(), builder=f"densenet{depth}")
 
 
 def _dense_layer(x, growth_rate, *, name):

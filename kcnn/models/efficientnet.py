@@ -45,6 +45,9 @@ from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 # (expand_ratio, kernel, stride, in_channels, out_channels, layers): B0, the
 # paper's Table 1, as torchvision's `_efficientnet_conf`.
 _ROWS = (
@@ -84,7 +87,8 @@ def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
                   stochastic_depth_prob, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder=f"efficientnet_b{variant}")
     _common.check_rate(dropout, "dropout", name)
     _common.check_rate(stochastic_depth_prob, "stochastic_depth_prob", name,
                        upper_inclusive=True)
@@ -123,7 +127,8 @@ def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
         dense_name="classifier_1")
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        builder=f"efficientnet_b{variant}",
         preprocessing=_common.preprocessing(
             size=crop, resize=resize, mean=_common.IMAGENET_MEAN,
             std=_common.IMAGENET_STD, interpolation="bicubic"))

@@ -67,12 +67,15 @@ _MIN_SIZE = 15
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 
 @register
 def googlenet(include_top=True, weights=None, input_tensor=None,
               input_shape=None, pooling=None, classes=1000,
               classifier_activation="softmax", dropout=0.2, aux_logits=False,
-              dropout_aux=0.7, transform_input=False, name="googlenet"):
+              dropout_aux=0.7, transform_input=None, name="googlenet"):
     """GoogLeNet (Inception v1), exactly torchvision's `googlenet`.
 
     6,624,904 parameters with 1000 classes; 13,004,888 with the auxiliary
@@ -102,15 +105,24 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
         dropout_aux: dropout rate in the auxiliary classifiers.
         transform_input: re-normalise ImageNet-normalised input inside the
             model to the (x - 0.5) / 0.5 scaling that the weights ported from
-            the original GoogLeNet expect (torchvision sets it with its
-            pretrained weights). Needs three input channels.
+            the original GoogLeNet expect. None (the default): on with
+            torchvision's weights (`weights="imagenet"`), as torchvision does,
+            off otherwise. Needs three input channels.
+        weights: as in `keras.applications`; "imagenet" loads torchvision's
+            weights (the auxiliary heads, with `aux_logits=True`, keep their
+            initial weights: torchvision notes those in its file are not
+            trained).
         Other arguments as in `keras.applications`.
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder="googlenet")
     _common.check_rate(dropout, "dropout", name)
     _common.check_rate(dropout_aux, "dropout_aux", name)
+    if transform_input is None:
+        transform_input = _common.weights_argument("googlenet", weights,
+                                                   "transform_input", False)
     for arg, flag in (("aux_logits", aux_logits), ("transform_input", transform_input)):
         if not isinstance(flag, bool):
             raise ValueError(
@@ -164,7 +176,8 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=outputs,
         name=name, hwc=hwc, classes=classes, weights=weights,
-        include_top=include_top, preprocessing=_common.imagenet_preprocessing())
+        include_top=include_top, preprocessing=_common.imagenet_preprocessing(),
+        builder="googlenet")
 
 
 def _conv_initializer():

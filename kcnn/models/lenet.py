@@ -24,7 +24,8 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder="lenet5")
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=28, default_channels=1, min_size=28,
@@ -48,4 +49,5 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.preprocessing(size=h, channels=hwc[2]))
+        preprocessing=_common.preprocessing(size=h, channels=hwc[2]),
+        builder="lenet5")

@@ -31,6 +31,9 @@ from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 # (expansion t, output channels c, blocks n, first stride s): the paper's
 # Table 2, as torchvision's `inverted_residual_setting`.
 _SETTING = (
@@ -66,13 +69,15 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder="mobilenet_v2")
     _common.check_rate(dropout, "dropout", name)
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
         raise ValueError(
             f"width_mult must be a positive number for {name}; received "
             f"width_mult={width_mult!r}."
         )
+    _common.check_weights_argument("mobilenet_v2", weights, "width_mult", width_mult, 1.0)
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
@@ -100,5 +105,5 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
         dense_name="classifier_1")
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights,
-        preprocessing=_common.imagenet_preprocessing())
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        preprocessing=_common.imagenet_preprocessing(), builder="mobilenet_v2")

@@ -39,6 +39,9 @@ from kcnn.models import _common
 from kcnn.models.blocks import conv_bn_act, kaiming_fan_out, max_pool
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 # Base channels of layer1..layer4 (the bottleneck outputs 4x as many).
 _WIDTHS = (64, 128, 256, 512)
 
@@ -104,7 +107,8 @@ def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
             classes, classifier_activation, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder=f"resnet{depth}")
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
@@ -125,7 +129,7 @@ def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing())
+        preprocessing=_common.imagenet_preprocessing(), builder=f"resnet{depth}")
 
 
 @register

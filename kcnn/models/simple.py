@@ -31,7 +31,8 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder="simple_cnn")
     conv_dropout, dense_dropout = _dropout_pair(dropout)
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
@@ -56,7 +57,8 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]))
+        preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]),
+        builder="simple_cnn")
 
 
 def _dropout_pair(dropout):

@@ -37,6 +37,9 @@ from kcnn.models import _common
 from kcnn.models.blocks import batch_norm, conv2d, kaiming_fan_out, max_pool
 from kcnn.registry import register
 
+# As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
+preprocess_input = _common.family_preprocess_input(__all__)
+
 # The paper's configurations A, B, D and E (Table 1).
 _CFGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -55,7 +58,8 @@ def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
          pooling, classes, classifier_activation, dropout, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation)
+                            classifier_activation=classifier_activation,
+                            builder=f"vgg{depth}{'_bn' if use_bn else ''}")
     _common.check_rate(dropout, "dropout", name)
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
@@ -77,7 +81,8 @@ def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing())
+        preprocessing=_common.imagenet_preprocessing(),
+        builder=f"vgg{depth}{'_bn' if use_bn else ''}")
 
 
 def _features(x, cfg, use_bn):
