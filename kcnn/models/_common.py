@@ -320,7 +320,7 @@ def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
     metadata = {
         "input_size": [h, w],
         "channels": c,
-        "preprocessing": _fit_crop(preprocessing, h, w),
+        "preprocessing": _fit_channels(_fit_crop(preprocessing, h, w), c),
         "class_names": (list(entry.class_names) if entry is not None and include_top
                         else [str(i) for i in range(classes)]),
     }
@@ -331,6 +331,22 @@ def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
     if weights is not None:
         load_weights(model, weights, skip_unmatched=not include_top, builder=builder)
     return model
+
+
+def _fit_channels(preprocessing, channels):
+    """One mean and std for a one-channel model of an RGB record (ImageNet's).
+
+    The averages of the colour channels' statistics: what a grayscale copy of
+    an RGB-trained model (first convolution summed over colours) expects.
+    """
+    if channels != 1:
+        return preprocessing
+    fitted = dict(preprocessing)
+    for key in ("mean", "std"):
+        values = preprocessing.get(key)
+        if values and len(values) > 1:
+            fitted[key] = [float(sum(values) / len(values))]
+    return fitted
 
 
 def _fit_crop(preprocessing, h, w):

@@ -55,6 +55,14 @@ def test_metadata_record_describes_the_input_and_classes():
     assert set(meta["preprocessing"]) >= {"scale", "mean", "std", "resize", "crop"}
 
 
+def test_grayscale_model_gets_one_mean_and_std():
+    # The ImageNet statistics averaged over the colours: the training pipeline
+    # and the serving signature need one value per input channel.
+    record = kcnn.alexnet(input_shape=(64, 64, 1), classes=10).metadata["preprocessing"]
+    assert record["mean"] == [pytest.approx(0.449)]
+    assert record["std"] == [pytest.approx(0.226)]
+
+
 def test_save_and_load_keeps_outputs_and_metadata(tmp_path):
     model = kcnn.simple_cnn(classes=4)
     model.metadata["class_names"] = ["a", "b", "c", "d"]
