@@ -21,7 +21,7 @@ if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not
 
 import keras  # noqa: E402,F401
 
-from kcnn import data, inspect, layers, models, training, weights
+from kcnn import data, inspect, layers, losses, models, schedules, training, weights
 from kcnn.models import *  # noqa: F401,F403  (the builders)
 from kcnn.exporting import export
 from kcnn.inspect import feature_maps, gradcam, profile

@@ -8,6 +8,7 @@
     kcnn convert MODEL WEIGHTS.pth OUT.weights.h5 [--classes N] [--overwrite]
     kcnn export MODEL.keras PATH [--format saved_model|onnx|keras] [--overwrite]
     kcnn explain MODEL.keras IMAGE... [--out DIR] [--layer L] [--class-index K]
+    kcnn preview [--data SOURCE] [--augment ...] --out PNG
     kcnn weights [PATTERN]          (the pretrained weights table)
     kcnn fetch MODEL [WEIGHTS]      (fill the weights cache ahead of time)
 """
@@ -17,6 +18,7 @@ import os
 import sys
 
 import kcnn  # first: orders triton, keras and TensorFlow imports
+from kcnn.training.train import add_train_options, train_options
 
 
 def _list(args):
@@ -38,7 +40,8 @@ def _train(args):
     history = kcnn.train(args.model, args.data, epochs=args.epochs,
                          batch_size=args.batch_size, recipe=args.recipe,
                          out_dir=args.out, overwrite=args.overwrite,
-                         strategy=args.strategy, seed=args.seed, verbose=2)
+                         strategy=args.strategy, seed=args.seed, verbose=2,
+                         **train_options(args))
     model = history.model
     print(f"trained {model.name} for {len(history.epoch)} epochs; files in {args.out}")
     return 0
@@ -122,6 +125,7 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true",
                    help="train again into a folder that holds a finished run")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_train_options(p)
     p.set_defaults(run=_train)
 
     p = commands.add_parser("evaluate", help="loss, top-1/top-5 and a per-class report")
@@ -158,6 +162,7 @@ def build_parser():
     exporting.add_commands(commands)
     inspect.add_commands(commands)
     weight_commands.add_commands(commands)
+    kcnn.data.pipeline.add_commands(commands)
     return parser
 
 

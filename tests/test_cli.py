@@ -104,3 +104,17 @@ def test_train_evaluate_predict_round_trip(tmp_path):
 
     again = run_cli("train", "lenet5", "--epochs", "1", "--out", out)
     assert again.returncode == 2 and "finished run" in again.stderr
+
+
+def test_preview_and_the_training_menu_from_the_command_line(tmp_path):
+    from kcnn.cli import main
+
+    png = os.fspath(tmp_path / "preview.png")
+    assert main(["preview", "-n", "4", "--augment", "rotation=10", "--out", png]) == 0
+    assert os.path.getsize(png) > 0
+    out = os.fspath(tmp_path / "run")
+    assert main(["train", "lenet5", "--epochs", "1", "--schedule", "step", "step_size=1",
+                 "--augment", "rotation=10", "--class-weight", "balanced",
+                 "--out", out]) == 0
+    assert os.path.isfile(os.path.join(out, "learning_rate.png"))
+    assert main(["train", "lenet5", "--augment", "rotate=3"]) == 2

@@ -12,8 +12,8 @@ Keras backend) and never imports kcnn's models or training code.
 from kcnn.data import augment
 from kcnn.data.augment import Augment
 from kcnn.data.digits import load_digits
-from kcnn.data.pipeline import eval_pipeline, mean_std, train_pipeline
+from kcnn.data.pipeline import class_counts, eval_pipeline, mean_std, preview, train_pipeline
 from kcnn.data.sources import Source, load
 
-__all__ = ["Augment", "Source", "augment", "eval_pipeline", "load", "load_digits",
-           "mean_std", "train_pipeline"]
+__all__ = ["Augment", "Source", "augment", "class_counts", "eval_pipeline", "load",
+           "load_digits", "mean_std", "preview", "train_pipeline"]

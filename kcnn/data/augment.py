@@ -1,4 +1,6 @@
-"""Per-example image operations for tf.data pipelines: resizing, crops, flips, colour.
+"""Image operations for tf.data pipelines: resizing, crops, flips, colour, and
+torchvision's augmentation menu (affine maps, colour jitter, grayscale, random
+erasing, MixUp, CutMix).
 
 Every function takes one image, `(height, width, channels)`, and runs as
 TensorFlow ops inside a `tf.data` map, so it works whatever the Keras backend
@@ -8,11 +10,15 @@ back to it). Random operations are stateless: each takes a `seed`, a shape-[2]
 integer tensor, and gives the same result for the same seed, which is what makes
 a pipeline repeat itself exactly.
 
-`Augment` lists the random augmentations a training pipeline applies; the
-pipeline (`kcnn.data.pipeline`) strings the functions together.
+`Augment` lists the random augmentations a training pipeline applies, with
+torchvision's names and defaults; the pipeline (`kcnn.data.pipeline`) strings
+the functions together. MixUp, CutMix and the fill of random erasing work on
+float batches after normalisation, as in torchvision.
 """
 
 import dataclasses
+import difflib
+import math
 
 import keras  # noqa: F401  (before TensorFlow: see kcnn/__init__.py)
 import tensorflow as tf
@@ -36,16 +42,47 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos3", "lanczos
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
-    """The random augmentations of a training pipeline, each one per example.
+    """The random augmentations of a training pipeline, each one per example
+    (MixUp and CutMix per batch), in the order listed.
+
+    Names and defaults follow torchvision's transforms; `True` switches one on
+    with torchvision's default, 0 / None / False leaves it off.
 
     crop: a random crop of the model's input size from the resized image
         (AlexNet: resize the shorter side to 256, crop 224 or 227). False: the
         centre crop that evaluation uses.
-    flip: a random horizontal flip, with probability 1/2.
-    pca_lighting: the standard deviation of AlexNet's PCA colour noise (0.1 in
-        the paper); 0 turns it off, True means 0.1. RGB models only.
+    flip: a horizontal flip with probability 1/2 (`RandomHorizontalFlip()`).
+    vertical_flip: the probability of a vertical flip (`RandomVerticalFlip`,
+        True: 0.5).
     shift: translate by up to this many pixels along each axis, filling with 0
         (small shifts for digits, where crops and flips would change the digit).
+    rotation, translate, scale, shear: one random affine map per image, as
+        `RandomAffine(degrees=rotation, translate, scale, shear)` (rotation
+        alone is `RandomRotation(degrees)`): rotation in degrees, counter-
+        clockwise, d for (-d, d) or (min, max); translate (a, b), the largest
+        shift as a fraction of the width and the height (a alone: (a, a));
+        scale (min, max); shear in degrees along x, d for (-d, d), (min, max),
+        or (xmin, xmax, ymin, ymax) for both axes. Uncovered pixels are 0.
+    interpolation: "nearest" (torchvision's default) or "bilinear", for the
+        affine map.
+    brightness, contrast, saturation, hue: `ColorJitter`: a factor drawn from
+        [max(0, 1 - b), 1 + b] (or a given (min, max)) for the first three, a
+        hue shift from [-h, h] with 0 <= h <= 0.5 (or (min, max)), applied in a
+        random order. Saturation and hue need RGB images.
+    grayscale: the probability of `RandomGrayscale` (True: 0.1), RGB only.
+    pca_lighting: the standard deviation of AlexNet's PCA colour noise (0.1 in
+        the paper); 0 turns it off, True means 0.1. RGB models only.
+    erasing: the probability of `RandomErasing` (True: 0.5), of a rectangle of
+        `erasing_scale` (0.02, 0.33) of the area and aspect ratio in
+        `erasing_ratio` (0.3, 3.3), filled with `erasing_value`: 0, a value per
+        channel, or "random" (standard normal noise). As in torchvision, which
+        erases after `Normalize`, the value is in the model's normalised units
+        (0 is the data set's mean colour).
+    mixup, cutmix: the Beta(alpha, alpha) parameter of `MixUp` / `CutMix`
+        (True: 1.0), which mix each batch with itself rolled by one and mix the
+        one-hot labels in the same proportion; with both, each batch gets one
+        of the two at random (torchvision's `RandomChoice`). They need one-hot
+        labels (`one_hot=True`).
 
     `Augment()` is the common ImageNet setting: random crop and flip. Which
     recipe uses what is the training module's choice.
@@ -55,17 +92,37 @@ class Augment:
     flip: bool = True
     pca_lighting: float = 0.0
     shift: int = 0
+    vertical_flip: float = 0.0
+    rotation: tuple | None = None
+    translate: tuple | None = None
+    scale: tuple | None = None
+    shear: tuple | None = None
+    interpolation: str = "nearest"
+    brightness: tuple | None = None
+    contrast: tuple | None = None
+    saturation: tuple | None = None
+    hue: tuple | None = None
+    grayscale: float = 0.0
+    erasing: float = 0.0
+    erasing_scale: tuple = (0.02, 0.33)
+    erasing_ratio: tuple = (0.3, 3.3)
+    erasing_value: float | tuple | str = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
         for name in ("crop", "flip"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Augment.{name} must be True or False; received "
                                  f"{name}={getattr(self, name)!r}.")
         lighting = self.pca_lighting
         if lighting is True:
-            object.__setattr__(self, "pca_lighting", 0.1)
+            put("pca_lighting", 0.1)
         elif lighting is False:
-            object.__setattr__(self, "pca_lighting", 0.0)
+            put("pca_lighting", 0.0)
         elif not isinstance(lighting, (int, float)) or lighting < 0:
             raise ValueError(
                 f"Augment.pca_lighting must be a standard deviation >= 0 (0.1 in "
@@ -74,6 +131,241 @@ class Augment:
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
             raise ValueError(f"Augment.shift must be a whole number of pixels >= 0; "
                              f"received shift={shift!r}.")
+        for name, default in (("vertical_flip", 0.5), ("grayscale", 0.1), ("erasing", 0.5)):
+            put(name, _probability(name, getattr(self, name), default))
+        for name in ("mixup", "cutmix"):
+            put(name, _alpha(name, getattr(self, name)))
+        put("rotation", _symmetric_range("rotation", self.rotation, "degrees"))
+        put("shear", _shear_range(self.shear))
+        put("translate", _translate(self.translate))
+        put("scale", _ordered_pair("scale", self.scale, low=0.0, open_low=True))
+        if self.interpolation not in ("nearest", "bilinear"):
+            raise ValueError(f"Augment.interpolation must be 'nearest' or 'bilinear'; "
+                             f"received interpolation={self.interpolation!r}.")
+        for name in ("brightness", "contrast", "saturation"):
+            put(name, _factor_range(name, getattr(self, name)))
+        put("hue", _hue_range(self.hue))
+        put("erasing_scale", _ordered_pair("erasing_scale", self.erasing_scale, low=0.0,
+                                           high=1.0, required=True))
+        put("erasing_ratio", _ordered_pair("erasing_ratio", self.erasing_ratio, low=0.0,
+                                           open_low=True, required=True))
+        put("erasing_value", _erasing_value(self.erasing_value))
+
+    @property
+    def affine(self):
+        """Whether a random affine map (rotation, translate, scale, shear) is drawn."""
+        return any(v is not None for v in (self.rotation, self.translate, self.scale,
+                                           self.shear))
+
+    @property
+    def color_jitter(self):
+        return any(v is not None for v in (self.brightness, self.contrast,
+                                           self.saturation, self.hue))
+
+    @property
+    def mixes(self):
+        """Whether batches are mixed (MixUp or CutMix): labels must be one-hot."""
+        return bool(self.mixup or self.cutmix)
+
+    def rgb_only(self):
+        """The names of the augmentations switched on that need RGB images."""
+        return [name for name in ("saturation", "hue", "grayscale", "pca_lighting")
+                if getattr(self, name)]
+
+
+def resolve(spec, base=None):
+    """An `Augment` from a specification, on top of `base` (default `Augment()`).
+
+    `spec` is an `Augment` (taken as is), None (`base`), False (no
+    augmentation: centre crop only), a dict of `Augment` fields, or options as
+    the command line takes them: a string or list of strings such as
+    "rotation=15 brightness=0.4 scale=0.9,1.1 erasing" (see `parse_options`).
+    Fields not given keep `base`'s values.
+    """
+    base = Augment() if base is None else base
+    if spec is None:
+        return base
+    if spec is False:
+        return Augment(crop=False, flip=False)
+    if isinstance(spec, Augment):
+        return spec
+    if isinstance(spec, (str, list, tuple)):
+        spec = parse_options(spec)
+    if not isinstance(spec, dict):
+        raise ValueError(f"augment must be a kcnn.data.Augment, a dict of its fields, "
+                         f"options such as 'rotation=15 mixup', None or False; received "
+                         f"augment={spec!r}.")
+    fields = [f.name for f in dataclasses.fields(Augment)]
+    for key in spec:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"augment has no option {key!r}.{hint} Options: "
+                             f"{', '.join(fields)}.")
+    return dataclasses.replace(base, **spec)
+
+
+def parse_options(tokens):
+    """Command-line options as a dict.
+
+    "a=1 b=0.5,2 c=none d" gives {"a": 1, "b": (0.5, 2), "c": None, "d": True}.
+
+    `tokens` is a string (split at spaces) or a list of strings, each `key`,
+    `key=value` or `key=v1,v2,...` (a tuple); values are read as integers,
+    floats, true/false, none, or else kept as strings.
+    """
+    if isinstance(tokens, str):
+        tokens = tokens.split()
+    options = {}
+    for token in tokens:
+        if not isinstance(token, str) or not token or token.startswith("="):
+            raise ValueError(f"options must be 'key' or 'key=value'; received {token!r}.")
+        key, sep, text = token.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            options[key] = True
+        elif "," in text:
+            options[key] = tuple(_parse_value(v) for v in text.split(",") if v.strip())
+        else:
+            options[key] = _parse_value(text)
+    return options
+
+
+def _parse_value(text):
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+# Checks of the Augment fields, which also bring them to one form: ranges as
+# tuples of floats, None when off.
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _probability(name, value, default):
+    if value is True:
+        return default
+    if value is False or value is None:
+        return 0.0
+    if not _number(value) or not 0 <= value <= 1:
+        raise ValueError(f"Augment.{name} is a probability and must be in [0, 1] (True: "
+                         f"{default}); received {name}={value!r}.")
+    return float(value)
+
+
+def _alpha(name, value):
+    if value is True:
+        return 1.0
+    if value is False or value is None:
+        return 0.0
+    if not _number(value) or value < 0:
+        raise ValueError(f"Augment.{name} is the Beta distribution's alpha and must be "
+                         f">= 0 (0: off, True: 1.0); received {name}={value!r}.")
+    return float(value)
+
+
+def _ordered_pair(name, value, low=None, high=None, open_low=False, required=False):
+    if value is None and not required:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_number, value)):
+        lo, hi = float(value[0]), float(value[1])
+        ok = lo <= hi and (low is None or (lo > low if open_low else lo >= low)) \
+            and (high is None or hi <= high)
+        if ok:
+            return lo, hi
+    bounds = ""
+    if low is not None:
+        bounds += f", {'>' if open_low else '>='} {low}"
+    if high is not None:
+        bounds += f", <= {high}"
+    raise ValueError(f"Augment.{name} must be a pair (min, max) with min <= max{bounds}; "
+                     f"received {name}={value!r}.")
+
+
+def _symmetric_range(name, value, unit):
+    """d -> (-d, d) with d >= 0; (min, max) as given; 0 or None -> None."""
+    if value is None or value is False:
+        return None
+    if _number(value):
+        if value < 0:
+            raise ValueError(f"Augment.{name} in {unit} must be >= 0 (for (-{name}, "
+                             f"{name})) or a pair (min, max); received {name}={value!r}.")
+        return None if value == 0 else (-float(value), float(value))
+    pair = _ordered_pair(name, value)
+    return None if pair == (0.0, 0.0) else pair
+
+
+def _shear_range(value):
+    if isinstance(value, (list, tuple)) and len(value) == 4:
+        if all(map(_number, value)) and value[0] <= value[1] and value[2] <= value[3]:
+            return None if not any(value) else tuple(float(v) for v in value)
+        raise ValueError(f"Augment.shear as four numbers is (xmin, xmax, ymin, ymax) with "
+                         f"min <= max; received shear={value!r}.")
+    pair = _symmetric_range("shear", value, "degrees")
+    return None if pair is None else pair + (0.0, 0.0)
+
+
+def _translate(value):
+    if value is None or value is False:
+        return None
+    pair = (value, value) if _number(value) else value
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(map(_number, pair)) \
+            and all(0 <= v <= 1 for v in pair):
+        return None if not any(pair) else (float(pair[0]), float(pair[1]))
+    raise ValueError(f"Augment.translate must be (a, b), the largest shift as fractions of "
+                     f"the width and height, each in [0, 1]; received translate={value!r}.")
+
+
+def _factor_range(name, value):
+    """ColorJitter's brightness, contrast, saturation: b -> (max(0, 1 - b), 1 + b)."""
+    if value is None or value is False:
+        return None
+    if _number(value):
+        if value < 0:
+            raise ValueError(f"Augment.{name} must be >= 0 (a factor in [max(0, 1 - "
+                             f"{name}), 1 + {name}]) or a pair (min, max) of factors >= 0; "
+                             f"received {name}={value!r}.")
+        return None if value == 0 else (max(0.0, 1.0 - value), 1.0 + float(value))
+    pair = _ordered_pair(name, value, low=0.0)
+    return None if pair == (1.0, 1.0) else pair
+
+
+def _hue_range(value):
+    if value is None or value is False:
+        return None
+    if _number(value):
+        if not 0 <= value <= 0.5:
+            raise ValueError(f"Augment.hue must be in [0, 0.5] (a shift in [-hue, hue] of "
+                             f"the colour circle) or a pair within [-0.5, 0.5]; received "
+                             f"hue={value!r}.")
+        return None if value == 0 else (-float(value), float(value))
+    pair = _ordered_pair("hue", value, low=-0.5, high=0.5)
+    return None if pair == (0.0, 0.0) else pair
+
+
+def _erasing_value(value):
+    if value == "random":
+        return value
+    if _number(value):
+        return float(value)
+    if isinstance(value, (list, tuple)) and len(value) in (1, 3) and all(map(_number, value)):
+        return tuple(float(v) for v in value)
+    raise ValueError(f"Augment.erasing_value must be a number, one number per channel, or "
+                     f"'random'; received erasing_value={value!r}.")
 
 
 def size_pair(size):
@@ -273,3 +565,264 @@ def normalize(image, preprocessing):
     gain = tf.cast(scale / std, tf.float32)
     offset = tf.cast(mean / std, tf.float32)
     return tf.cast(image, tf.float32) * gain - offset
+
+
+# ----------------------------------------------------------------------------
+# torchvision's transforms menu. Each takes one image (H, W, C), uint8 or float
+# in [0, 1], and a shape-[2] seed, and keeps shape, dtype and range; the batch
+# operations (erase, mixup, cutmix) take float batches (B, H, W, C).
+
+
+def _uniform(seed, bounds, shape=()):
+    low, high = bounds
+    return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+def _to_float(image):
+    return tf.cast(image, tf.float32) / 255.0 if image.dtype.is_integer \
+        else tf.cast(image, tf.float32)
+
+
+def _from_float(x, like):
+    if like.dtype.is_integer:
+        return tf.saturate_cast(tf.round(x * 255.0), like.dtype)
+    return tf.cast(x, like.dtype)
+
+
+def random_vertical_flip(image, seed, p=0.5):
+    """An upside-down flip with probability `p` (`RandomVerticalFlip`)."""
+    flip = tf.random.stateless_uniform([], seed) < p
+    return tf.cond(flip, lambda: tf.reverse(image, axis=[0]), lambda: tf.identity(image))
+
+
+def affine_transform(angle, translate, scale, shear, height, width):
+    """The 8 numbers of `tf.raw_ops.ImageProjectiveTransformV3` for an affine map.
+
+    torchvision's `_get_inverse_affine_matrix` about the image centre: rotate
+    by `angle` degrees counter-clockwise (as `F.rotate`), shear by
+    `shear = (x, y)` degrees, scale, then translate by `translate = (tx, ty)`
+    pixels. The transform maps each output pixel back to where it comes from.
+    """
+    rad = math.pi / 180.0
+    rot = -angle * rad  # torchvision's affine turns clockwise, rotate the other way
+    sx, sy = shear[0] * rad, shear[1] * rad
+    tx, ty = translate
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    cos_sy = tf.cos(sy)
+    a = tf.cos(rot - sy) / cos_sy
+    b = -tf.cos(rot - sy) * tf.tan(sx) / cos_sy - tf.sin(rot)
+    c = tf.sin(rot - sy) / cos_sy
+    d = -tf.sin(rot - sy) * tf.tan(sx) / cos_sy + tf.cos(rot)
+    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
+    m2 = m0 * (-cx - tx) + m1 * (-cy - ty) + cx
+    m5 = m3 * (-cx - tx) + m4 * (-cy - ty) + cy
+    zero = tf.zeros_like(m0)
+    return tf.stack([m0, m1, m2, m3, m4, m5, zero, zero])
+
+
+def random_affine(image, seed, degrees=None, translate=None, scale=None, shear=None,
+                  interpolation="nearest", fill=0):
+    """`RandomAffine(degrees, translate, scale, shear)`: one random map per image.
+
+    degrees: (min, max) counter-clockwise rotation; translate: (a, b), the
+    largest shifts as fractions of width and height (whole pixels, as
+    torchvision rounds them); scale: (min, max); shear: (xmin, xmax) or (xmin,
+    xmax, ymin, ymax) in degrees. None leaves that part out. Pixels from
+    outside the image are `fill`.
+    """
+    seeds = tf.random.split(seed, 6)
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    angle = _uniform(seeds[0], degrees) if degrees else tf.constant(0.0)
+    if translate:
+        tx = tf.round(_uniform(seeds[1], (-translate[0] * width, translate[0] * width)))
+        ty = tf.round(_uniform(seeds[2], (-translate[1] * height, translate[1] * height)))
+    else:
+        tx = ty = tf.constant(0.0)
+    factor = _uniform(seeds[3], scale) if scale else tf.constant(1.0)
+    shear_x = _uniform(seeds[4], shear[:2]) if shear else tf.constant(0.0)
+    shear_y = _uniform(seeds[5], shear[2:]) if shear and len(shear) == 4 \
+        else tf.constant(0.0)
+    transform = affine_transform(angle, (tx, ty), factor, (shear_x, shear_y), height, width)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=shape[:2],
+        fill_value=tf.cast(fill, tf.float32), interpolation=interpolation.upper(),
+        fill_mode="CONSTANT")[0]
+    return tf.ensure_shape(out, image.shape)
+
+
+def random_rotation(image, seed, degrees, interpolation="nearest", fill=0):
+    """`RandomRotation(degrees)`: d for (-d, d), or (min, max), counter-clockwise."""
+    if not isinstance(degrees, (list, tuple)):
+        degrees = (-float(degrees), float(degrees))
+    return random_affine(image, seed, degrees=degrees, interpolation=interpolation,
+                         fill=fill)
+
+
+def _gray_float(x):
+    return tf.reduce_sum(x * tf.constant(_LUMA), axis=-1, keepdims=True)
+
+
+def adjust_brightness(x, factor):
+    """torchvision's `adjust_brightness` on a float image in [0, 1]."""
+    return tf.clip_by_value(x * factor, 0.0, 1.0)
+
+
+def adjust_contrast(x, factor):
+    """Blend with the image's mean gray level, as torchvision's `adjust_contrast`."""
+    mean = tf.reduce_mean(_gray_float(x) if x.shape[-1] == 3 else x)
+    return tf.clip_by_value(factor * x + (1.0 - factor) * mean, 0.0, 1.0)
+
+
+def adjust_saturation(x, factor):
+    """Blend with the image's grayscale version, as torchvision's `adjust_saturation`."""
+    if x.shape[-1] != 3:
+        return x
+    return tf.clip_by_value(factor * x + (1.0 - factor) * _gray_float(x), 0.0, 1.0)
+
+
+def adjust_hue(x, delta):
+    """Rotate the hue by `delta` of the colour circle (in [-0.5, 0.5])."""
+    if x.shape[-1] != 3:
+        return x
+    return tf.image.adjust_hue(x, delta)
+
+
+def color_jitter(image, seed, brightness=None, contrast=None, saturation=None, hue=None):
+    """`ColorJitter`: factors drawn from the given (min, max) ranges (None: that
+    one off), applied in a random order, as torchvision does. Saturation and
+    hue leave 1-channel images alone."""
+    seeds = tf.random.split(seed, 5)
+    x = _to_float(image)
+    steps = [(adjust_brightness, brightness), (adjust_contrast, contrast),
+             (adjust_saturation, saturation), (adjust_hue, hue)]
+    factors = [_uniform(s, bounds) if bounds else None
+               for s, (_, bounds) in zip(tf.unstack(seeds[1:]), steps)]
+    order = tf.argsort(tf.random.stateless_uniform([4], seeds[0]))
+
+    def branch(i, x):
+        fn, factor = steps[i][0], factors[i]
+        return (lambda: fn(x, factor)) if factor is not None else (lambda: x)
+
+    def apply_next(position, x):  # a loop, so that the four branches are traced once
+        x = tf.switch_case(order[position], [branch(i, x) for i in range(4)])
+        return position + 1, tf.ensure_shape(x, image.shape)
+
+    _, x = tf.while_loop(lambda position, _: position < 4, apply_next,
+                         (tf.constant(0), x))
+    return _from_float(x, image)
+
+
+def random_grayscale(image, seed, p=0.1):
+    """`RandomGrayscale(p)`: gray (BT.601 luma) in every channel, with probability p."""
+    if image.shape[-1] == 1:
+        return image
+    gray = lambda: tf.repeat(_gray(image), image.shape[-1], axis=-1)  # noqa: E731
+    return tf.cond(tf.random.stateless_uniform([], seed) < p, gray,
+                   lambda: tf.identity(image))
+
+
+def erasing_box(height, width, seed, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3)):
+    """The rectangle `RandomErasing` picks: int32 (top, left, height, width).
+
+    With probability p: up to 10 tries (as torchvision) of an area fraction in
+    `scale` and a log-uniform aspect ratio in `ratio`; the first that fits is
+    placed uniformly. Otherwise (or if none fits) an empty box, (0, 0, 0, 0).
+    """
+    seeds = tf.random.split(seed, 5)
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    area = tf.cast(height * width, tf.float32)
+    erase_area = area * _uniform(seeds[1], scale, [10])
+    aspect = tf.exp(_uniform(seeds[2], (math.log(ratio[0]), math.log(ratio[1])), [10]))
+    heights = tf.cast(tf.round(tf.sqrt(erase_area * aspect)), tf.int32)
+    widths = tf.cast(tf.round(tf.sqrt(erase_area / aspect)), tf.int32)
+    fits = (heights < height) & (widths < width)
+    first = tf.argmax(tf.cast(fits, tf.int32))
+    h, w = heights[first], widths[first]
+    top = tf.random.stateless_uniform([], seeds[3], 0, height - h + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seeds[4], 0, width - w + 1, dtype=tf.int32)
+    apply = (tf.random.stateless_uniform([], seeds[0]) < p) & tf.reduce_any(fits)
+    return tf.where(apply, tf.stack([top, left, h, w]), tf.zeros([4], tf.int32))
+
+
+def erase(images, boxes, value=0.0, seed=None):
+    """Fill one box per image of a batch (B, H, W, C) with `value`.
+
+    boxes: int (B, 4) rows of (top, left, height, width), as `erasing_box`
+    gives; value: a number, one per channel, or "random" (standard normal
+    noise, drawn with `seed`).
+    """
+    shape = tf.shape(images)
+    rows = tf.range(shape[1])[None, :, None]
+    cols = tf.range(shape[2])[None, None, :]
+    boxes = tf.cast(boxes, tf.int32)
+    top, left = boxes[:, 0, None, None], boxes[:, 1, None, None]
+    bottom, right = top + boxes[:, 2, None, None], left + boxes[:, 3, None, None]
+    inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
+    if isinstance(value, str):
+        fill = tf.random.stateless_normal(shape, seed, dtype=tf.float32)
+    else:
+        fill = tf.broadcast_to(tf.constant(value, tf.float32), shape)
+    return tf.where(inside[..., None], tf.cast(fill, images.dtype), images)
+
+
+def random_erasing(image, seed, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0.0):
+    """`RandomErasing` on one image: `erasing_box` filled with `value`."""
+    seeds = tf.random.split(seed, 2)
+    shape = tf.shape(image)
+    box = erasing_box(shape[0], shape[1], seeds[0], p, scale, ratio)
+    return erase(image[None], box[None], value, seeds[1])[0]
+
+
+def _beta(seed, alpha):
+    seeds = tf.random.split(seed, 2)
+    a = tf.random.stateless_gamma([], seeds[0], alpha=alpha)
+    b = tf.random.stateless_gamma([], seeds[1], alpha=alpha)
+    return a / tf.maximum(a + b, 1e-12)
+
+
+def mixup(images, labels, seed, alpha=1.0):
+    """torchvision's `MixUp`: lam ~ Beta(alpha, alpha) for the batch; each image
+    and its one-hot label become lam * own + (1 - lam) * the previous one's."""
+    lam = _beta(seed, alpha)
+    images = lam * images + (1.0 - lam) * tf.roll(images, 1, axis=0)
+    labels = lam * labels + (1.0 - lam) * tf.roll(labels, 1, axis=0)
+    return images, labels
+
+
+def cutmix(images, labels, seed, alpha=1.0):
+    """torchvision's `CutMix`: a box of about (1 - lam) of the area, lam ~
+    Beta(alpha, alpha), centred at a random pixel and clipped to the image, is
+    pasted from the previous image of the batch; labels mix by the area kept."""
+    seeds = tf.random.split(seed, 3)
+    lam = _beta(seeds[0], alpha)
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    cy = tf.random.stateless_uniform([], seeds[1], 0, height, dtype=tf.int32)
+    cx = tf.random.stateless_uniform([], seeds[2], 0, width, dtype=tf.int32)
+    r = 0.5 * tf.sqrt(1.0 - lam)
+    half_h = tf.cast(r * tf.cast(height, tf.float32), tf.int32)
+    half_w = tf.cast(r * tf.cast(width, tf.float32), tf.int32)
+    y1, y2 = tf.maximum(cy - half_h, 0), tf.minimum(cy + half_h, height)
+    x1, x2 = tf.maximum(cx - half_w, 0), tf.minimum(cx + half_w, width)
+    rows, cols = tf.range(height)[:, None], tf.range(width)[None, :]
+    inside = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+    images = tf.where(inside[None, :, :, None], tf.roll(images, 1, axis=0), images)
+    kept = 1.0 - tf.cast((x2 - x1) * (y2 - y1), tf.float32) \
+        / tf.cast(height * width, tf.float32)
+    labels = kept * labels + (1.0 - kept) * tf.roll(labels, 1, axis=0)
+    return images, labels
+
+
+def mix(images, labels, seed, mixup_alpha=0.0, cutmix_alpha=0.0):
+    """MixUp, CutMix, or with both alphas one of the two at random per batch."""
+    seeds = tf.random.split(seed, 2)
+    if mixup_alpha and cutmix_alpha:
+        return tf.cond(tf.random.stateless_uniform([], seeds[0]) < 0.5,
+                       lambda: mixup(images, labels, seeds[1], mixup_alpha),
+                       lambda: cutmix(images, labels, seeds[1], cutmix_alpha))
+    if mixup_alpha:
+        return mixup(images, labels, seeds[1], mixup_alpha)
+    if cutmix_alpha:
+        return cutmix(images, labels, seeds[1], cutmix_alpha)
+    return images, labels

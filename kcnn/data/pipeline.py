@@ -14,8 +14,14 @@ preprocessing record says (`model.metadata["preprocessing"]`, see
 `crop` when `resize` is None), a `crop` patch
 taken (random for training, central for evaluation), converted to the model's
 channel count, then `(pixels * scale - mean) / std`. Examples stay uint8 up to
-batching (a cache holds uint8); colour noise and normalisation run per batch,
-which is faster than per example.
+batching (a cache holds uint8). The per-example augmentations (crops, flips,
+affine maps, colour jitter, grayscale) run on them; the PCA colour noise,
+normalisation, the fill of random erasing (drawn per example, in normalised
+units as torchvision erases after `Normalize`), and MixUp/CutMix run per batch.
+With `class_weight`, training batches are `(images, labels, sample_weights)`.
+
+`preview` writes a PNG grid of augmented training images; `class_counts`
+counts a source's labels (for `class_weight="balanced"`).
 
 Repeatability: the training pipeline draws every random number from stateless
 ops keyed by `seed` and a per-example key from `tf.data.Dataset.random(seed,
@@ -24,7 +30,11 @@ pipelines built with the same seed give identical batches, epoch after epoch;
 each epoch differs from the one before; another seed gives other batches.
 """
 
+import math
+import os
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kcnn.data import augment as ops
@@ -35,7 +45,7 @@ from kcnn.data.sources import DEFAULT_SHUFFLE_BUFFER, Source
 
 def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0,
                    shuffle_buffer=None, cache=False, drop_remainder=True, one_hot=False,
-                   num_classes=None, channels=None):
+                   num_classes=None, channels=None, class_weight=None):
     """Shuffled, augmented training batches.
 
     Args:
@@ -47,8 +57,9 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             per-channel `mean` and `std`.
         batch_size: the GLOBAL batch size (under a distribution strategy, the
             sum over replicas).
-        augment: an `Augment` (random crop, flip, PCA lighting, shift), or None
-            for none (centre crop only).
+        augment: an `Augment` (crop, flips, affine maps, colour jitter,
+            grayscale, PCA lighting, erasing, MixUp, CutMix), or None for none
+            (centre crop only).
         seed: an integer; the same seed gives the same batches.
         shuffle_buffer: examples in the shuffle buffer; None: the source's
             suggestion (all of a folder's or arrays' records, else 10,000).
@@ -57,12 +68,18 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             after the cache, so each epoch sees new crops.
         drop_remainder: drop the last partial batch (fixed shapes: JAX compiles
             once, distribution strategies split evenly).
-        one_hot: float32 one-hot labels of `num_classes` (label smoothing, MixUp).
+        one_hot: float32 one-hot labels of `num_classes` (label smoothing,
+            focal loss); MixUp and CutMix need it.
         num_classes: for one_hot; default: the source's class count.
         channels: the model's channel count; default: the record's, len(mean).
+        class_weight: None, or a weight per class (a dict {class: weight},
+            missing classes 1.0, or a sequence): batches then carry per-example
+            weights, the weight of the label (for mixed labels, the labels'
+            weights mixed in the same proportion), which `fit` applies to the loss.
 
     Returns:
-        A `tf.data.Dataset` of (images, labels) batches, prefetched.
+        A `tf.data.Dataset` of (images, labels) batches, or (images, labels,
+        sample_weights) with `class_weight`, prefetched.
     """
     augment = Augment(crop=False, flip=False) if augment is None else augment
     if not isinstance(augment, Augment):
@@ -73,10 +90,16 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
     _check_batch_size(batch_size)
     records, decode, skip_errors, suggested, source_classes = _unpack(data)
     record, channels = _check_preprocessing(preprocessing, channels)
-    if augment.pca_lighting and channels != 3:
-        raise ValueError(f"Augment.pca_lighting works on RGB images; this pipeline makes "
-                         f"{channels}-channel images. Set pca_lighting=0.")
+    rgb_only = augment.rgb_only()
+    if rgb_only and channels != 3:
+        settings = ", ".join(f"{name}={getattr(augment, name)!r}" for name in rgb_only)
+        raise ValueError(f"Augment.{rgb_only[0]} works on RGB images; this pipeline makes "
+                         f"{channels}-channel images. Turn off {settings}.")
+    if augment.mixes and not one_hot:
+        raise ValueError(f"Augment mixup={augment.mixup} / cutmix={augment.cutmix} mix "
+                         f"the labels, which needs one_hot=True.")
     num_classes = _check_labels(one_hot, num_classes, source_classes)
+    weights = _class_weight_vector(class_weight, num_classes or source_classes)
     if shuffle_buffer is None:
         shuffle_buffer = suggested or DEFAULT_SHUFFLE_BUFFER
     elif isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) \
@@ -91,19 +114,34 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
 
     def random_part(example, key):
         image, label = example
-        seeds = tf.random.split(tf.stack([tf.constant(seed, tf.int64), key]), 4)
+        seeds = _seeds(seed, key)
         if augment.crop:
             image = ops.random_crop(image, record["crop"], seeds[0])
         else:
             image = ops.center_crop(image, record["crop"])
         if augment.flip:
             image = ops.random_flip(image, seeds[1])
+        if augment.vertical_flip:
+            image = ops.random_vertical_flip(image, seeds[4], augment.vertical_flip)
         if augment.shift:
             image = ops.random_shift(image, augment.shift, seeds[2])
+        if augment.affine:
+            image = ops.random_affine(image, seeds[5], augment.rotation, augment.translate,
+                                      augment.scale, augment.shear, augment.interpolation)
         image = ops.to_channels(image, channels)
+        if augment.color_jitter:
+            image = ops.color_jitter(image, seeds[6], augment.brightness, augment.contrast,
+                                     augment.saturation, augment.hue)
+        if augment.grayscale:
+            image = ops.random_grayscale(image, seeds[7], augment.grayscale)
+        example = {"image": image, "label": label, "key": key}
         if augment.pca_lighting:
-            return image, ops.pca_lighting_offset(seeds[3], augment.pca_lighting), label
-        return image, label
+            example["lighting"] = ops.pca_lighting_offset(seeds[3], augment.pca_lighting)
+        if augment.erasing:
+            example["erase"] = ops.erasing_box(
+                *record["crop"], seeds[8], augment.erasing, augment.erasing_scale,
+                augment.erasing_ratio)
+        return example
 
     shuffle = dict(buffer_size=shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = records
@@ -118,7 +156,7 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
     ds = tf.data.Dataset.zip(ds, keys)
     ds = ds.map(random_part, num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(ds, batch_size, drop_remainder, record, num_classes if one_hot else None,
-                   lighting=bool(augment.pca_lighting))
+                   augment=augment, seed=seed, weights=weights)
 
 
 def eval_pipeline(data, preprocessing, *, batch_size, ten_crop=False, cache=False,
@@ -145,7 +183,7 @@ def eval_pipeline(data, preprocessing, *, batch_size, ten_crop=False, cache=Fals
             image = ops.ten_crop(image, record["crop"])
         else:
             image = ops.center_crop(image, record["crop"])
-        return ops.to_channels(image, channels), tf.cast(label, tf.int64)
+        return {"image": ops.to_channels(image, channels), "label": tf.cast(label, tf.int64)}
 
     ds = records.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if skip_errors:
@@ -195,6 +233,151 @@ def mean_std(data, *, max_examples=None):
     std = tf.sqrt(tf.maximum(total_sq / count - mean * mean, 0.0))
     return ([float(v) / 255.0 for v in mean.numpy()],
             [float(v) / 255.0 for v in std.numpy()])
+
+
+def class_counts(data):
+    """The number of examples of each class in a source: an int64 numpy vector.
+
+    Reads every label once (without decoding images when the source's records
+    hold the label next to a file path, encoded bytes or an array row, as
+    every `Source` from `kcnn.data.load` does). The counts are what
+    `class_weight="balanced"` is computed from.
+    """
+    records, decode, skip_errors, _, num_classes = _unpack(data)
+    spec = records.element_spec
+    if isinstance(spec, tuple) and len(spec) == 2 and spec[1].shape.rank == 0 \
+            and spec[1].dtype.is_integer:
+        labels = records.map(lambda *parts: parts[-1])
+    else:
+        labels = records.map(decode).map(lambda image, label: label)
+        if skip_errors:
+            labels = labels.ignore_errors()
+    counts = np.zeros(num_classes or 0, np.int64)
+    for chunk in labels.batch(65536).as_numpy_iterator():
+        found = np.bincount(chunk.astype(np.int64), minlength=len(counts))
+        if len(found) > len(counts):
+            counts = np.pad(counts, (0, len(found) - len(counts)))
+        counts += found
+    return counts
+
+
+def preview(data, path, *, augment=Augment(), preprocessing=None, n=16, seed=0,
+            channels=None):
+    """Write a PNG grid of `n` training images as the model will see them.
+
+    The images go through the training pipeline with `augment` (crops, flips,
+    affine maps, colour, erasing, MixUp/CutMix, everything) and are brought
+    back from the model's normalised units to pixels. Without `preprocessing`
+    (a model's `metadata["preprocessing"]`), images are cropped at the first
+    image's size with mean 0 and std 1, so an erased box shows black.
+
+    Each cell is the image scaled up by a whole factor to at least 96 pixels
+    on its longer side (nearest neighbour), with 2-pixel gaps, in a grid of
+    ceil(sqrt(n)) columns.
+
+    Args:
+        data: a `Source` or a `tf.data.Dataset` of (uint8 image, label), or
+            anything `kcnn.data.load` takes (read at its "train" split).
+        path: the PNG file to write.
+        augment: an `Augment`, or what `kcnn.data.augment.resolve` takes
+            (e.g. "rotation=15 brightness=0.4"), on top of `Augment()`.
+
+    Returns:
+        The grid, a uint8 array (height, width, 3), as written to `path`.
+    """
+    from PIL import Image
+
+    from kcnn.data.sources import load
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer; received n={n!r}.")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).lower().endswith(".png"):
+        raise ValueError(f"path must be a file name ending in .png; received path={path!r}.")
+    if not isinstance(data, (Source, tf.data.Dataset)):
+        data = load(data, split="train")
+    augment = ops.resolve(augment)
+    records, decode, _, _, num_classes = _unpack(data)
+    if preprocessing is None:
+        image, _ = next(iter(records.take(1).map(decode)))
+        preprocessing = {"crop": tuple(int(v) for v in image.shape[:2]), "resize": None,
+                         "mean": [0.0], "std": [1.0], "scale": 1.0 / 255.0}
+        channels = channels or int(image.shape[-1])
+    record, channels = _check_preprocessing(preprocessing, channels)
+    # The labels are not shown; a plain dataset's may not say how many classes.
+    ds = train_pipeline(data, record, batch_size=n, augment=augment, seed=seed,
+                        drop_remainder=False, one_hot=augment.mixes, channels=channels,
+                        num_classes=num_classes or 1)
+    x = next(iter(ds))[0].numpy()
+    if keras.config.image_data_format() == "channels_first":
+        x = x.transpose(0, 2, 3, 1)
+    pixels = (x * np.array(record["std"]) + np.array(record["mean"])) / record["scale"]
+    images = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    grid = _grid(images)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(grid).save(path)
+    return grid
+
+
+def _grid(images, gap=2, cell=96):
+    count, height, width, _ = images.shape
+    zoom = max(1, math.ceil(cell / max(height, width)))
+    images = images.repeat(zoom, axis=1).repeat(zoom, axis=2)
+    height, width = height * zoom, width * zoom
+    cols = math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    grid = np.full((rows * (height + gap) + gap, cols * (width + gap) + gap, 3), 255, np.uint8)
+    for i, image in enumerate(images):
+        top, left = gap + (i // cols) * (height + gap), gap + (i % cols) * (width + gap)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def add_commands(commands):
+    """Add `kcnn preview` to the sub-commands of `kcnn.cli.build_parser()`."""
+    p = commands.add_parser(
+        "preview", help="write a PNG grid of augmented training images",
+        description="Write a PNG grid of training images after augmentation, so you see "
+        "what the model will see. Options as for 'kcnn train --augment'.")
+    p.add_argument("--data", default="digits",
+                   help="'digits' (default), a tensorflow-datasets name or an image folder")
+    p.add_argument("--split", default="train", help="split to read (default train)")
+    p.add_argument("--augment", nargs="*", default=[], metavar="OPTION",
+                   help=AUGMENT_HELP + " (on top of the default random crop and flip)")
+    p.add_argument("--size", type=int, default=None,
+                   help="crop size (default: the first image's size)")
+    p.add_argument("--resize", type=int, default=None,
+                   help="resize the shorter side to this before cropping (default: resize "
+                        "to the crop)")
+    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="preview.png", help="PNG file (default preview.png)")
+    p.set_defaults(run=_preview_command)
+
+
+AUGMENT_HELP = ("augmentations as KEY=VALUE with torchvision's names, e.g. rotation=15 "
+                "translate=0.1,0.1 scale=0.9,1.1 shear=10 brightness=0.4 contrast=0.4 "
+                "saturation=0.4 hue=0.1 grayscale=0.1 vertical_flip=0.5 erasing=0.25 "
+                "mixup=0.2 cutmix=1.0 flip=false; a bare name takes torchvision's default")
+
+
+def _preview_command(args):
+    from kcnn.data.sources import load
+
+    source = load(args.data, split=args.split)
+    preprocessing = None
+    if args.size is not None or args.resize is not None:
+        image, _ = next(iter(source.dataset.take(1)))
+        size = args.size or min(int(image.shape[0]), int(image.shape[1]))
+        preprocessing = {"crop": size, "resize": args.resize, "mean": [0.0], "std": [1.0],
+                         "scale": 1.0 / 255.0}
+    grid = preview(source, args.out, augment=ops.resolve(args.augment), n=args.n,
+                   seed=args.seed, preprocessing=preprocessing,
+                   channels=None if preprocessing is None else source.channels)
+    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]}, {args.n} images of "
+          f"{source.name} {args.split})")
+    return 0
 
 
 # ----------------------------------------------------------------------------
@@ -293,25 +476,77 @@ def _resize(image, record):
                               at_least=record["crop"])
 
 
-def _finish(ds, batch_size, drop_remainder, record, num_classes, lighting=False):
-    """Batch the uint8 crops, then per batch (faster than per example): add the
-    PCA lighting offsets, normalise, move channels first if Keras wants it,
-    one-hot the labels; prefetch."""
-    channels_first = keras.config.image_data_format() == "channels_first"
+# Per example, seeds 0-8 go to the augmentations in `random_part`; seeds 9
+# and 10 of a batch's first example draw that batch's erasing noise and mix.
+_SEEDS = 11
 
-    def to_model(images, *rest):
-        labels = rest[-1]
-        if lighting:  # in [0, 1], as AlexNet defines it
-            x = tf.cast(images, tf.float32) / 255.0 + rest[0][:, None, None, :]
+
+def _seeds(seed, key):
+    return tf.random.split(tf.stack([tf.constant(seed, tf.int64), key]), _SEEDS)
+
+
+def _finish(ds, batch_size, drop_remainder, record, num_classes, augment=None, seed=0,
+            weights=None):
+    """Batch the uint8 crops, then per batch (faster than per example): add the
+    PCA lighting offsets, normalise, erase, one-hot and mix, move channels
+    first if Keras wants it, attach sample weights; prefetch."""
+    channels_first = keras.config.image_data_format() == "channels_first"
+    augment = augment or Augment(crop=False, flip=False)
+
+    def to_model(batch):
+        images, labels = batch["image"], batch["label"]
+        if "lighting" in batch:  # in [0, 1], as AlexNet defines it
+            x = tf.cast(images, tf.float32) / 255.0 + batch["lighting"][:, None, None, :]
             images = tf.clip_by_value(x, 0.0, 1.0) * 255.0
         x = ops.normalize(images, record)
+        batch_seeds = _seeds(seed, batch["key"][0]) if "key" in batch else None
+        if "erase" in batch:
+            x = ops.erase(x, batch["erase"], augment.erasing_value, batch_seeds[9])
+        if num_classes is not None:
+            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        if augment.mixes:
+            x, labels = ops.mix(x, labels, batch_seeds[10], augment.mixup, augment.cutmix)
         if channels_first:  # (B, H, W, C) -> (B, C, H, W); ten crops keep axis 1
             perm = [0, 3, 1, 2] if x.shape.rank == 4 else [0, 1, 4, 2, 3]
             x = tf.transpose(x, perm)
-        if num_classes is not None:
-            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
-        return x, labels
+        if weights is None:
+            return x, labels
+        w = tf.constant(weights, tf.float32)
+        if labels.shape.rank == 2:  # one-hot or mixed: the labels' weights, mixed
+            return x, labels, tf.linalg.matvec(labels, w)
+        return x, labels, tf.gather(w, labels)
 
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.map(to_model, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _class_weight_vector(class_weight, num_classes):
+    """A float list of one weight per class, from a dict or a sequence; None stays None."""
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, dict):
+        keys = list(class_weight)
+        if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 0
+                   for k in keys):
+            raise ValueError(f"class_weight keys must be class indices >= 0; received "
+                             f"class_weight={class_weight!r}.")
+        size = max(num_classes or 0, max(keys, default=-1) + 1)
+        vector = [float(class_weight.get(i, 1.0)) for i in range(size)]
+    else:
+        try:
+            vector = [float(w) for w in class_weight]
+        except (TypeError, ValueError):
+            vector = None
+        if vector is None:
+            raise ValueError(f"class_weight must be None, a dict {{class: weight}} or one "
+                             f"weight per class; received class_weight={class_weight!r}.")
+    if num_classes and len(vector) > num_classes:
+        raise ValueError(f"class_weight names class {len(vector) - 1}, but there are "
+                         f"{num_classes} classes.")
+    if not vector or any(not np.isfinite(w) or w < 0 for w in vector):
+        raise ValueError(f"class_weight must hold finite weights >= 0; received "
+                         f"class_weight={class_weight!r}.")
+    if num_classes:
+        vector += [1.0] * (num_classes - len(vector))
+    return vector

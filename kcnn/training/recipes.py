@@ -14,6 +14,9 @@
 The augmentation suits the data: small grayscale images (digits, MNIST) get
 per-dataset standardisation and small random shifts, no flips, crops or
 colour noise, whatever the recipe.
+
+`kcnn.train(..., schedule=, loss=, label_smoothing=, augment=)` overrides a
+recipe's schedule, loss and augmentation one at a time.
 """
 
 import dataclasses
@@ -21,6 +24,7 @@ import difflib
 
 import keras
 
+from kcnn import schedules
 from kcnn.data import Augment
 from kcnn.training.optimizers import SGD
 
@@ -37,8 +41,8 @@ class Recipe:
     weight_decay: float = 0.0
     momentum: float = 0.9
     warmup_epochs: int = 0
-    schedule: str = "cosine"  # "cosine", "plateau" or "constant"
-    plateau_patience: int = 3
+    schedule: str = "cosine"  # "cosine" (per step), "plateau" or "constant"
+    plateau_patience: int = 3  # torch's: the rate drops after patience + 1 bad epochs
     label_smoothing: float = 0.0
     early_stopping_patience: int | None = 10
     augment: Augment = Augment()
@@ -53,16 +57,38 @@ class Recipe:
             return dataclasses.replace(self, **dict(self.small_grayscale))
         return self
 
-    def make_optimizer(self, *, steps_per_epoch, epochs, learning_rate=None,
-                       clipnorm=None, gradient_accumulation_steps=None):
+    def make_schedule(self, *, steps_per_epoch, epochs, learning_rate=None,
+                      monitor="val_loss"):
+        """The recipe's rate: a schedule, a `kcnn.schedules.ReduceLROnPlateau`
+        callback (whose `learning_rate` the optimizer starts from), or a number."""
         rate = self.learning_rate if learning_rate is None else learning_rate
         if self.schedule == "cosine":
+            # Per optimizer step (steps_per_epoch=1: counts are steps), smooth
+            # within epochs, warming up from 0 as the usual recipes do.
             warmup = self.warmup_epochs * steps_per_epoch
-            total = max(epochs * steps_per_epoch - warmup, 1)
-            rate = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=0.0 if warmup else rate,
-                decay_steps=total, warmup_target=rate if warmup else None,
-                warmup_steps=warmup)
+            return schedules.create(
+                "cosine", learning_rate=rate, t_max=max(epochs * steps_per_epoch - warmup, 1),
+                warmup_epochs=warmup, warmup_start_factor=0.0)
+        if self.schedule == "plateau":
+            return schedules.create("plateau", learning_rate=rate, monitor=monitor,
+                                    patience=self.plateau_patience)
+        return rate
+
+    def make_optimizer(self, *, steps_per_epoch=None, epochs=None, learning_rate=None,
+                       clipnorm=None, gradient_accumulation_steps=None):
+        """The recipe's optimizer.
+
+        `learning_rate` is a schedule (used as it is) or a number (None: the
+        recipe's); a number, given `steps_per_epoch` and `epochs`, follows the
+        recipe's schedule (a plateau schedule's callback is `make_schedule`'s).
+        """
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        if steps_per_epoch is not None and not isinstance(
+                rate, keras.optimizers.schedules.LearningRateSchedule):
+            rate = self.make_schedule(steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                      learning_rate=rate)
+            if isinstance(rate, keras.callbacks.Callback):
+                rate = rate.learning_rate
         extra = {}
         if clipnorm is not None:
             extra["clipnorm"] = clipnorm

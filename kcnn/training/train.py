@@ -10,9 +10,12 @@ import json
 import os
 
 import keras
+import numpy as np
 
-from kcnn import registry
+from kcnn import losses, registry, schedules
 from kcnn.data import Source, eval_pipeline, load, mean_std, train_pipeline
+from kcnn.data import augment as augment_ops
+from kcnn.data.pipeline import AUGMENT_HELP, class_counts
 from kcnn.training import distribute
 from kcnn.training.recipes import get_recipe
 
@@ -23,7 +26,8 @@ SMALL = 64  # images at most this size train at their own size
 def train(model, data, *, epochs=None, batch_size=None, recipe="default",
           validation_data=None, validation_split=0.1, strategy=None, out_dir=None,
           overwrite=False, mixed_precision=None, learning_rate=None, clipnorm=None,
-          gradient_accumulation_steps=None, callbacks=(), seed=0, verbose="auto"):
+          gradient_accumulation_steps=None, schedule=None, loss=None, label_smoothing=None,
+          class_weight=None, augment=None, callbacks=(), seed=0, verbose="auto"):
     """Train `model` on `data` with a recipe; return the `keras.callbacks.History`.
 
     Args:
@@ -44,7 +48,25 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
             epoch; a finished run is never overwritten unless `overwrite=True`.
         mixed_precision: None, "mixed_float16" or "mixed_bfloat16" (needs a
             model name, so the model is built under the policy).
-        learning_rate, clipnorm, gradient_accumulation_steps: optimizer options.
+        learning_rate, clipnorm, gradient_accumulation_steps: optimizer options;
+            `learning_rate` is the starting (one-cycle: the peak) rate.
+        schedule: the learning-rate schedule instead of the recipe's: a name
+            of `kcnn.schedules.create` ("step", "multistep", "exponential",
+            "cosine", "onecycle", "plateau") or "constant"; a dict with "name"
+            and its arguments ({"name": "step", "step_size": 30}); a Keras
+            `LearningRateSchedule`; or a `ReduceLROnPlateau` callback. Names
+            get this run's learning rate, steps per epoch and epochs (cosine's
+            `t_max`, one-cycle's `total_steps`), and plateau the monitored loss.
+        loss: "crossentropy" (default) or "focal", a dict with "name" and
+            `kcnn.losses.create`'s arguments ({"name": "focal", "gamma": 1.0}),
+            or a Keras loss (given one-hot labels unless it is a sparse one).
+        label_smoothing: ε for cross-entropy (default: the recipe's).
+        class_weight: None, "balanced" (scikit-learn's formula on the training
+            labels' counts) or a dict {class index: weight}.
+        augment: the recipe's augmentation changed: a dict of
+            `kcnn.data.Augment` fields ({"rotation": 15, "mixup": 0.2}), the
+            same as an option string ("rotation=15 mixup=0.2"), an `Augment`
+            to use as it is, or False for none.
         callbacks: more Keras callbacks.
         seed: seeds weights, shuffling and augmentation.
 
@@ -56,6 +78,19 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value is not None:
             _check_positive(**{name: value})
+    loss_name, loss_options = _named(loss, "loss", losses.NAMES, keras.losses.Loss)
+    schedule_name, schedule_options = _named(
+        schedule, "schedule", schedules.NAMES + ("constant",),
+        (keras.optimizers.schedules.LearningRateSchedule, keras.callbacks.Callback))
+    if loss is None:
+        loss_name = "crossentropy"
+    if label_smoothing is not None:
+        losses.check_label_smoothing(label_smoothing)
+    if not (class_weight is None or isinstance(class_weight, dict)
+            or isinstance(class_weight, str) and class_weight == "balanced"):
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict {{class index: "
+                         f"weight}}; received class_weight={class_weight!r}.")
+    augment_ops.resolve(augment)  # bad options fail now, not after loading the data
     if mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
         raise ValueError("mixed_precision must be None, 'mixed_float16' or "
                          f"'mixed_bfloat16'; received mixed_precision={mixed_precision!r}.")
@@ -87,32 +122,39 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         model.metadata.update(preprocessing=preprocessing,
                               class_names=list(train_source.class_names))
 
-        one_hot = recipe.label_smoothing > 0
+        augmentation = augment_ops.resolve(
+            augment, recipe.augmentation(small_grayscale=small_gray))
+        smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
+        one_hot = losses.needs_one_hot(loss_name or loss, smoothing) or augmentation.mixes
+        weights = None if class_weight is None else losses.class_weight(
+            class_weight, class_counts(train_source))
         channels = model.metadata.get("channels")
         # Small images fit in memory decoded; large ones are decoded each epoch.
         cache = _model_size(model) <= SMALL
         train_ds = train_pipeline(
             train_source, preprocessing, batch_size=batch_size, seed=seed,
-            augment=recipe.augmentation(small_grayscale=small_gray),
-            one_hot=one_hot, num_classes=_num_classes(model), channels=channels,
-            cache=cache)
+            augment=augmentation, one_hot=one_hot, num_classes=_num_classes(model),
+            channels=channels, cache=cache, class_weight=weights)
         val_ds = None if val_source is None else eval_pipeline(
             val_source, preprocessing, one_hot=one_hot, num_classes=_num_classes(model),
             channels=channels, cache=cache,
             **_even_batches(val_source, batch_size, placement.replicas))
         steps = max(train_source.num_examples // batch_size, 1)
+        monitor = "val_loss" if val_ds is not None else "loss"
+        rate, rate_callbacks = _schedule(
+            schedule, schedule_name, schedule_options, recipe, steps_per_epoch=steps,
+            epochs=epochs, learning_rate=learning_rate, monitor=monitor)
         model.compile(
             optimizer=recipe.make_optimizer(
-                steps_per_epoch=steps, epochs=epochs, learning_rate=learning_rate,
-                clipnorm=clipnorm, gradient_accumulation_steps=gradient_accumulation_steps),
-            loss=_loss(model, recipe.label_smoothing),
+                learning_rate=rate, clipnorm=clipnorm,
+                gradient_accumulation_steps=gradient_accumulation_steps),
+            loss=_loss(model, loss_name or loss, loss_options, smoothing, one_hot),
             metrics=_metrics(one_hot, _num_classes(model)))
-    monitor = "val_loss" if val_ds is not None else "loss"
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-        callbacks=_callbacks(recipe, monitor, out_dir) + list(callbacks))
+        callbacks=rate_callbacks + _callbacks(recipe, monitor, out_dir) + list(callbacks))
     if out_dir:
-        _finish_run(model, history, out_dir, finished, val_ds)
+        _finish_run(model, history, out_dir, finished, val_ds, steps)
     return history
 
 
@@ -211,12 +253,57 @@ def _outputs_probabilities(model):
     return activation is not None and getattr(activation, "__name__", "") == "softmax"
 
 
-def _loss(model, label_smoothing):
-    from_logits = not _outputs_probabilities(model)
-    if label_smoothing:
-        return keras.losses.CategoricalCrossentropy(
-            from_logits=from_logits, label_smoothing=label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+def _named(spec, what, names, types):
+    """(name, options) of a name or {"name": ..., **options}; (None, {}) otherwise."""
+    if spec is None or isinstance(spec, types):
+        return None, {}
+    if isinstance(spec, dict) and "name" in spec:
+        options = dict(spec)
+        spec = options.pop("name")
+    else:
+        options = {}
+    if isinstance(spec, str) and spec in names:
+        return spec, options
+    kinds = {"loss": "a keras.losses.Loss",
+             "schedule": "a keras LearningRateSchedule or a ReduceLROnPlateau callback"}
+    raise ValueError(f"{what} must be one of {', '.join(map(repr, names))}, a dict with "
+                     f"'name' and its arguments, {kinds[what]}, or None; received "
+                     f"{what}={spec!r}.")
+
+
+def _schedule(spec, name, options, recipe, *, steps_per_epoch, epochs, learning_rate,
+              monitor):
+    """The optimizer's rate (a number or a schedule) and the callbacks it needs."""
+    rate = recipe.learning_rate if learning_rate is None else learning_rate
+    if isinstance(spec, keras.optimizers.schedules.LearningRateSchedule):
+        return spec, []
+    if isinstance(spec, keras.callbacks.Callback):
+        start = getattr(spec, "learning_rate", None)
+        return (rate if start is None else start), [spec]
+    if name is None:
+        made = recipe.make_schedule(steps_per_epoch=steps_per_epoch, epochs=epochs,
+                                    learning_rate=rate, monitor=monitor)
+    elif name == "constant":
+        if options:
+            raise ValueError(f"schedule 'constant' takes no arguments; received {options}.")
+        made = rate
+    else:
+        defaults = {"learning_rate": rate, "steps_per_epoch": steps_per_epoch,
+                    "epochs": epochs}
+        if name == "plateau":
+            defaults["monitor"] = monitor
+        made = schedules.create(name, **{**defaults, **options})
+    if isinstance(made, keras.callbacks.Callback):
+        return made.learning_rate, [made]
+    return made, []
+
+
+def _loss(model, loss, options, label_smoothing, one_hot):
+    if not isinstance(loss, str):
+        return loss
+    return losses.create(loss, one_hot=one_hot,
+                         from_logits=not _outputs_probabilities(model),
+                         label_smoothing=label_smoothing, **options)
 
 
 def _metrics(one_hot, classes):
@@ -230,9 +317,6 @@ def _metrics(one_hot, classes):
 
 def _callbacks(recipe, monitor, out_dir):
     callbacks = []
-    if recipe.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.1, patience=recipe.plateau_patience))
     if recipe.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=recipe.early_stopping_patience,
@@ -248,7 +332,7 @@ def _callbacks(recipe, monitor, out_dir):
     return callbacks
 
 
-def _finish_run(model, history, out_dir, finished, val_ds):
+def _finish_run(model, history, out_dir, finished, val_ds, steps_per_epoch):
     model.save(os.path.join(out_dir, "model.keras"))
     summary = {"epochs": len(history.epoch),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
@@ -265,6 +349,57 @@ def _finish_run(model, history, out_dir, finished, val_ds):
             plots.confusion_matrix(matrix, model.metadata["class_names"],
                                    os.path.join(out_dir, "confusion.png"))
         plots.first_layer_filters(model, os.path.join(out_dir, "filters.png"))
+        steps, rates = _rates(model.optimizer, history.history, steps_per_epoch)
+        plots.learning_rate(steps, rates, os.path.join(out_dir, "learning_rate.png"),
+                            steps_per_epoch=steps_per_epoch)
     finally:
         with open(finished, "w") as f:
             json.dump({"epochs": summary["epochs"]}, f)
+
+
+def _rates(optimizer, history, steps_per_epoch, points=500):
+    """(steps, rates) the run used: a schedule evaluated at up to `points`
+    steps; a constant or plateau-divided rate once per epoch."""
+    total = max(int(keras.ops.convert_to_numpy(optimizer.iterations)), 1)
+    epochs = max(len(history.get("loss", [])), 1)
+    schedule = optimizer._learning_rate  # Keras keeps a schedule here, else a variable
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        steps = np.unique(np.linspace(0, total - 1, min(points, total)).round().astype(int))
+        return steps, schedules.rates(schedule, steps)
+    per_epoch = history.get("learning_rate")
+    if not per_epoch:
+        per_epoch = [float(keras.ops.convert_to_numpy(optimizer.learning_rate))] * epochs
+    steps = np.arange(len(per_epoch)) * steps_per_epoch
+    return steps, np.asarray(per_epoch, np.float64)
+
+
+def add_train_options(parser):
+    """Add the training-menu flags to the `kcnn train` parser:
+    --augment, --schedule, --loss, --label-smoothing, --class-weight."""
+    parser.add_argument("--augment", nargs="+", default=None, metavar="OPTION",
+                        help=AUGMENT_HELP + "; changes the recipe's augmentation")
+    parser.add_argument("--schedule", nargs="+", default=None, metavar="ARG",
+                        help="learning-rate schedule and its torch arguments, e.g. "
+                        "'cosine', 'step step_size=30 gamma=0.1', 'multistep "
+                        "milestones=30,60', 'onecycle pct_start=0.25', 'plateau "
+                        "patience=5', 'constant' (default: the recipe's)")
+    parser.add_argument("--loss", nargs="+", default=None, metavar="ARG",
+                        help="'crossentropy' (default) or 'focal', with arguments, e.g. "
+                        "'focal gamma=2 alpha=0.25'")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help="label smoothing for cross-entropy (default: the recipe's)")
+    parser.add_argument("--class-weight", default=None, choices=["balanced"],
+                        help="'balanced': weight each class by n / (classes * count)")
+
+
+def train_options(args):
+    """The `kcnn.train` keyword arguments of the flags `add_train_options` added."""
+    def named(tokens):
+        if not tokens:
+            return None
+        options = augment_ops.parse_options(tokens[1:])
+        return {"name": tokens[0], **options} if options else tokens[0]
+
+    return {"augment": args.augment, "schedule": named(args.schedule),
+            "loss": named(args.loss), "label_smoothing": args.label_smoothing,
+            "class_weight": args.class_weight}

@@ -73,7 +73,7 @@ def test_finished_run_is_not_overwritten(tmp_path):
     out = os.fspath(tmp_path / "run")
     kcnn.train("lenet5", (x[:128], y[:128]), epochs=1, out_dir=out, verbose=0)
     for name in ("model.keras", "best.keras", "log.csv", "history.json", "curves.png",
-                 "confusion.png", "filters.png"):
+                 "confusion.png", "filters.png", "learning_rate.png"):
         assert os.path.exists(os.path.join(out, name)), name
     with pytest.raises(ValueError, match=r"out_dir=.* holds a finished run"):
         kcnn.train("lenet5", (x[:128], y[:128]), epochs=1, out_dir=out, verbose=0)

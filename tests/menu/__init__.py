@@ -1,0 +1,1 @@
+"""Tests of the training menu: schedules, losses, class weights, augmentations."""
