@@ -100,10 +100,14 @@ class Recipe:
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=self.weight_decay,
                                       **extra)
 
-    def augmentation(self, *, small_grayscale):
+    def augmentation(self, *, small_grayscale, channels=3):
+        """The recipe's augmentation for the data; colour noise only for RGB models."""
         if small_grayscale:
             return Augment(crop=False, flip=False, shift=2)
-        return dataclasses.replace(self.augment, pca_lighting=self.pca_lighting)
+        augment = dataclasses.replace(self.augment, pca_lighting=self.pca_lighting)
+        if channels != 3:
+            augment = dataclasses.replace(augment, **{name: 0 for name in augment.rgb_only()})
+        return augment
 
 
 RECIPES = {

@@ -123,7 +123,8 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
                               class_names=list(train_source.class_names))
 
         augmentation = augment_ops.resolve(
-            augment, recipe.augmentation(small_grayscale=small_gray))
+            augment, recipe.augmentation(small_grayscale=small_gray,
+                                         channels=model.metadata.get("channels", 3)))
         smoothing = recipe.label_smoothing if label_smoothing is None else label_smoothing
         one_hot = losses.needs_one_hot(loss_name or loss, smoothing) or augmentation.mixes
         weights = None if class_weight is None else losses.class_weight(

@@ -124,3 +124,12 @@ def test_mixed_precision_keeps_logits_and_lrn_in_float32():
 def test_mixed_precision_needs_the_model_by_name():
     with pytest.raises(ValueError, match=r"mixed_precision needs the model by name"):
         kcnn.train(kcnn.lenet5(), "digits", mixed_precision="mixed_float16")
+
+
+def test_recipe_colour_noise_is_only_for_rgb_models():
+    from kcnn.training.recipes import RECIPES
+
+    recipe = RECIPES["alexnet2012"]
+    assert recipe.augmentation(small_grayscale=False).pca_lighting == 0.1
+    gray = recipe.augmentation(small_grayscale=False, channels=1)
+    assert gray.pca_lighting == 0 and gray.crop and gray.flip
