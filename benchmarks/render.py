@@ -1,0 +1,329 @@
+"""The README's benchmark tables, in markdown, from the JSON files of a results folder.
+
+    .venv/bin/python benchmarks/render.py [--results benchmarks/results] [--no-write]
+
+Prints the tables and writes them to <results>/README.md. Reads
+throughput_<backend>.json, pipeline_<backend>.json, scaling_<backend>.json,
+lrn_<backend>.json and run.json, whichever are there. Needs neither kcnn nor
+any backend.
+"""
+
+import argparse
+import glob
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BACKENDS = ("tensorflow", "jax", "torch")
+PEERS = ("torchvision", "keras.applications")
+ALEXNET_PEAK_TARGET = 0.70
+
+
+def load(results):
+    """{kind: {name suffix (the backend, with any data-format suffix): record}}."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        kind, _, key = stem.partition("_")
+        with open(path) as f:
+            found.setdefault(kind, {})[key or kind] = json.load(f)
+    return found
+
+
+def ordered(records):
+    """Backend keys in the order tensorflow, jax, torch, then any others."""
+    return sorted(records, key=lambda k: (k.split("_")[0] not in BACKENDS,
+                                          BACKENDS.index(k.split("_")[0])
+                                          if k.split("_")[0] in BACKENDS else 0, k))
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def number(x):
+    if x is None:
+        return "–"
+    return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
+
+
+def with_range(s):
+    """'median (min–max)' of a spread."""
+    return f"{number(s['median'])} ({number(s['min'])}–{number(s['max'])})"
+
+
+def ratio_cell(r):
+    """The ratio of medians with the per-round range; bold where kcnn is slower."""
+    text = f"{r['of_medians']:.2f}"
+    if r["of_medians"] < 1:
+        text = f"**{text}**"
+    pr = r["per_round"]
+    return f"{text} ({pr['min']:.2f}–{pr['max']:.2f})"
+
+
+def rounds_text(s):
+    """How many rounds of how many steps, from a record's settings."""
+    if s.get("steps"):
+        steps = f"{s['steps']} step{'s' if s['steps'] > 1 else ''}"
+    else:
+        steps = f"as many steps as took about {s['unit_seconds']:g} s in the warm-up"
+    return f"{s['rounds']} interleaved round{'s' if s['rounds'] > 1 else ''}, each of {steps}"
+
+
+def machine_line(record):
+    m = record.get("machine", {})
+    load_start = m.get("load_average_at_start", [None])[0]
+    return (f"{m.get('device', '?')}"
+            + (f" ({m.get('cpu')}, {m.get('cpus')} cores)" if m.get("device") == "cpu"
+               else "")
+            + f", load average {load_start} at start, {m.get('date', '?')[:10]}")
+
+
+def throughput_section(records):
+    out = ["## Throughput: kcnn against torchvision and keras.applications", ""]
+    first = records[ordered(records)[0]]
+    s = first["settings"]
+    out.append(f"Images/s: median (min–max) of {rounds_text(s)}; batch {s['batch_size']}, "
+               f"{s['image_size']}x{s['image_size']} inputs, float32, "
+               f"{machine_line(first)}. Ratio: kcnn / peer, from the medians (range: "
+               f"the per-round ratios); above 1 kcnn is faster, **bold** where it is "
+               f"slower. A training step is forward, backward and an SGD update; GFLOP/s "
+               f"count 2 FLOPs per multiply-accumulate of convolutions and dense layers "
+               f"and a training image as 3 forward passes; % of peak is against the "
+               f"float32 2048x2048 matmul rate measured in the same rounds (at the start: "
+               + ", ".join(f"{key} {records[key]['matmul_peak']['peak_gflops']:.0f} GFLOP/s"
+                           for key in ordered(records)) + ").")
+    notes = {}
+    for mode, title in (("train", "Training"), ("infer", "Inference")):
+        if mode not in s.get("modes", ["train", "infer"]):
+            continue
+        rows = []
+        for model in _models(records):
+            for key in ordered(records):
+                entry = _model(records[key], model)
+                if entry is None or "kcnn" not in entry["contenders"]:
+                    continue
+                kcnn = entry["contenders"]["kcnn"][mode]
+                row = [model, key, with_range(kcnn["images_per_s"]),
+                       f"{number(kcnn['gflops'])} ({100 * kcnn['fraction_of_peak']:.0f}%)"]
+                for peer in PEERS:
+                    c = entry["contenders"].get(peer)
+                    if c is None:
+                        why = entry["missing_peers"].get(peer, "not run")
+                        mark = notes.setdefault(why, len(notes) + 1)
+                        row += [f"– [{mark}]", "–"]
+                        continue
+                    cell = with_range(c[mode]["images_per_s"])
+                    if c.get("note"):
+                        mark = notes.setdefault(f"{c['builder']}: {c['note']}", len(notes) + 1)
+                        cell += f" [{mark}]"
+                    row += [cell, ratio_cell(entry["ratios"][peer][mode])]
+                rows.append(row)
+        out += ["", f"### {title}", "",
+                table(["model", "backend", "kcnn img/s", "kcnn GFLOP/s (% of peak)",
+                       "torchvision eager img/s", "kcnn / torchvision",
+                       "keras.applications img/s", "kcnn / keras.applications"], rows)]
+    if notes:
+        out += ["", "Peers:"]
+        for text, mark in sorted(notes.items(), key=lambda item: item[1]):
+            out.append(f"{mark}. {text}")
+    return out
+
+
+def _models(records):
+    names = []
+    for key in ordered(records):
+        for entry in records[key]["models"]:
+            if entry["model"] not in names:
+                names.append(entry["model"])
+    return names
+
+
+def _model(record, name):
+    return next((m for m in record["models"] if m["model"] == name), None)
+
+
+def targets_section(throughput, pipeline):
+    """The issue's targets: best backend against the peers, AlexNet's share of the
+    peak, the pipeline's margin."""
+    out = ["## Targets", ""]
+    rows = []
+    for model in _models(throughput):
+        for mode in ("train", "infer"):
+            entries = {key: _model(throughput[key], model) for key in throughput}
+            entries = {k: e for k, e in entries.items()
+                       if e and "kcnn" in e["contenders"] and mode in e["contenders"]["kcnn"]}
+            if not entries:
+                continue
+            best = max(entries, key=lambda k: entries[k]["contenders"]["kcnn"][mode]
+                       ["images_per_s"]["median"])
+            entry = entries[best]
+            cells = [model, mode, best]
+            met = True
+            for peer in PEERS:
+                r = entry["ratios"].get(peer, {}).get(mode)
+                cells.append(ratio_cell(r) if r else "–")
+                met = met and (r is None or r["of_medians"] >= 1)
+            cells.append("yes" if met else "no")
+            rows.append(cells)
+    if rows:
+        out += ["kcnn on its fastest backend against the peers measured in that "
+                "backend's process (target: at least 1).", "",
+                table(["model", "mode", "fastest backend", "kcnn / torchvision",
+                       "kcnn / keras.applications", "met"], rows)]
+    alexnet = [(key, _model(throughput[key], "alexnet")) for key in ordered(throughput)]
+    alexnet = [(k, e) for k, e in alexnet if e and "train" in e["contenders"]["kcnn"]]
+    if alexnet:
+        parts = []
+        for key, e in alexnet:
+            share = e["contenders"]["kcnn"]["train"]["fraction_of_peak"]
+            tv = e["contenders"].get("torchvision", {}).get("train")
+            parts.append(f"{key} {100 * share:.0f}%"
+                         + (f" (torchvision {100 * tv['fraction_of_peak']:.0f}%)" if tv else ""))
+        out += ["", f"AlexNet training, share of the matmul peak (target "
+                    f"{100 * ALEXNET_PEAK_TARGET:.0f}%): " + ", ".join(parts) + "."]
+    if pipeline:
+        parts = []
+        for key in ordered(pipeline):
+            for name, r in pipeline[key]["pipeline_over_training"].items():
+                parts.append(f"{key}, {name.removeprefix('pipeline, ')}: "
+                             f"{r['of_medians']:.1f}x")
+        target = next(iter(pipeline.values()))["target_ratio"]
+        out += ["", f"Input pipeline / AlexNet training (target {target:g}x): "
+                    + "; ".join(parts) + "."]
+    return out
+
+
+def pipeline_section(records):
+    first = records[ordered(records)[0]]
+    s = first["settings"]
+    out = ["## Input pipeline against AlexNet training", "",
+           f"Images/s: median (min–max) of {s['rounds']} interleaved rounds; batch "
+           f"{s['batch_size']}, 224x224 crops, the alexnet2012 recipe's augmentation "
+           f"(random crop, flip, PCA lighting), {machine_line(first)}. The pipeline is "
+           f"tf.data on every backend; the training rate is the backend's. Pipeline / "
+           f"training above {first['target_ratio']:g} meets the target; \"fed\" is "
+           f"training on the JPEG pipeline's batches, input and compute sharing the "
+           f"cores, against training on a batch in memory.", ""]
+    rows = []
+    for key in ordered(records):
+        r = records[key]
+        rates = r["images_per_s"]
+        cells = [key]
+        cells += [with_range(rates[name]) for name in rates]
+        cells += [f"{x['of_medians']:.1f}x" for x in r["pipeline_over_training"].values()]
+        cells.append(f"{r['fed_over_in_memory']['of_medians']:.2f}")
+        rows.append(cells)
+    names = list(first["images_per_s"])
+    header = (["backend"] + [n.replace("AlexNet training, batch in memory",
+                                       "AlexNet training") for n in names]
+              + [f"{n.removeprefix('pipeline, ')} / training"
+                 for n in first["pipeline_over_training"]] + ["fed / in memory"])
+    out.append(table(header, rows))
+    return out
+
+
+def scaling_section(records):
+    first = records[ordered(records)[0]]
+    s = first["settings"]
+    size = "x".join(str(d) for d in first["input_shape"] if d != 3)
+    out = [f"## Step time and memory against batch size ({s['model']}, {size})", "",
+           f"Training step time in ms: median (min–max) of {rounds_text(s)}; and images/s; "
+           f"{machine_line(first)}.", ""]
+    keys = ordered(records)
+    batches = sorted({st["batch_size"] for k in keys for st in records[k]["steps"]})
+    rows = []
+    for b in batches:
+        row = [b]
+        for k in keys:
+            st = next((x for x in records[k]["steps"] if x["batch_size"] == b), None)
+            row.append(f"{with_range(st['step_ms'])}, {number(st['images_per_s']['median'])}"
+                       if st else "–")
+        rows.append(row)
+    out.append(table(["batch"] + [f"{k} ms, img/s" for k in keys], rows))
+    if any(records[k]["memory"] for k in keys):
+        out += ["", "Resident memory in MB of a process that builds the model, then runs "
+                    "inference steps, then training steps: after building (framework and "
+                    "weights), and the peak during inference / during training. On a GPU, "
+                    "the device's peak follows.", ""]
+        batches = sorted({m["batch_size"] for k in keys for m in records[k]["memory"]})
+        rows = []
+        for b in batches:
+            row = [b]
+            for k in keys:
+                m = next((x for x in records[k]["memory"] if x["batch_size"] == b), None)
+                if m is None:
+                    row.append("–")
+                elif "error" in m:
+                    row.append("failed")
+                else:
+                    cell = (f"{m['rss_after_build_mb']:.0f} / {m['peak_rss_inference_mb']:.0f}"
+                            f" / {m['peak_rss_training_mb']:.0f}")
+                    if "device_peak_after_training_mb" in m:
+                        cell += f" (device {m['device_peak_after_training_mb']:.0f})"
+                    row.append(cell)
+            rows.append(row)
+        out.append(table(["batch"] + [f"{k} built / inference / training" for k in keys],
+                         rows))
+    return out
+
+
+def lrn_section(records):
+    out = ["## Local response normalization", "",
+           "Forward + backward of kcnn's LRN layer on (128, 27, 27, 96) float32 against the "
+           "reference op (benchmarks/lrn.py); the ratio of the slower layout of the layer.", ""]
+    rows = [[key, r["reference"], f"{r['layer_ratio']:.2f}", f"{r['target_ratio']:g}",
+             "yes" if r["within_target"] else "no"] for key, r in
+            ((k, records[k]) for k in ordered(records))]
+    out.append(table(["backend", "reference", "kcnn layer / reference", "target", "met"],
+                     rows))
+    return out
+
+
+def run_section(run):
+    failed = [j for j in run["jobs"] if j["returncode"]]
+    line = (f"Produced by `benchmarks/run.py --{run['preset']}` in "
+            f"{run['seconds'] / 60:.0f} minutes.")
+    if failed:
+        line += " Failed: " + ", ".join(f"{j['benchmark']} on {j['backend']} (see "
+                                        f"{j['log']})" for j in failed) + "."
+    return [line]
+
+
+def render(results):
+    found = load(results)
+    sections = []
+    if "run" in found:
+        sections.append(run_section(found["run"]["run"]))
+    if "throughput" in found:
+        sections.append(targets_section(found["throughput"], found.get("pipeline")))
+        sections.append(throughput_section(found["throughput"]))
+    if "pipeline" in found:
+        sections.append(pipeline_section(found["pipeline"]))
+    if "scaling" in found:
+        sections.append(scaling_section(found["scaling"]))
+    if "lrn" in found:
+        sections.append(lrn_section(found["lrn"]))
+    if not sections:
+        raise ValueError(f"--results {results!r} holds no benchmark JSON files; run "
+                         f"benchmarks/run.py first.")
+    return "# Benchmarks\n\n" + "\n\n".join("\n".join(s) for s in sections) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", default=os.path.join(HERE, "results"))
+    parser.add_argument("--no-write", action="store_true",
+                        help="print only, do not write <results>/README.md")
+    args = parser.parse_args()
+    text = render(args.results)
+    print(text)
+    if not args.no_write:
+        with open(os.path.join(args.results, "README.md"), "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""All the benchmarks on every backend, each in its own process, then the README tables.
+
+    .venv/bin/python benchmarks/run.py --quick   # a 2-core CPU: 25-35 minutes when quiet
+    .venv/bin/python benchmarks/run.py --full    # the reference sizes, for a GPU machine
+    .venv/bin/python benchmarks/run.py --quick --backends jax --only throughput \\
+        --models resnet50 --rounds 1 --steps 1 --out /tmp/bench   # a smoke test
+
+For each backend (KERAS_BACKEND set per child) it runs throughput.py,
+pipeline.py, scaling.py and lrn.py one after the other, never two at once,
+writes their JSON files to --out (lrn.py always writes to benchmarks/results,
+so with another --out it runs with --no-save), keeps each child's output in
+--out/logs/, records what ran in --out/run.json, and finally prints the
+markdown tables of render.py and writes them to --out/README.md.
+Run it on a quiet machine: other work skews every number, torch's most.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+BACKENDS = ("tensorflow", "jax", "torch")
+BENCHMARKS = ("throughput", "pipeline", "scaling", "lrn")
+# Lines of TensorFlow's, XLA's and CUDA's start-up chatter, kept in the logs only.
+NOISE = re.compile(r"^(?:[IWE]\d{4} |WARNING: All log messages|To enable the following"
+                   r"|.*(?:cuda|CUDA|cuInit|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS)"
+                   r"|\s+return torch\._C\._cuda_getDeviceCount)")
+
+
+def commands(args, backend, benchmark):
+    """The child command line of one benchmark on one backend."""
+    script = os.path.join(HERE, f"{benchmark}.py")
+    if benchmark == "lrn":
+        command = [sys.executable, script]
+        if args.rounds:
+            command += ["--rounds", str(args.rounds)]
+        if os.path.abspath(args.out) != RESULTS:
+            command.append("--no-save")
+        return command
+    command = [sys.executable, script, f"--{args.preset}", "--out", args.out]
+    for option in ("rounds", "steps", "warmup"):
+        if getattr(args, option) is not None:
+            command += [f"--{option}", str(getattr(args, option))]
+    if benchmark in ("throughput", "scaling") and args.unit_seconds is not None:
+        command += ["--unit-seconds", str(args.unit_seconds)]
+    if benchmark == "throughput" and args.models:
+        command += ["--models", *args.models]
+    return command
+
+
+def run_child(command, backend, log_path, timeout):
+    """Run one child, its output to the log file and (without the chatter) the console."""
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        log.write(" ".join(command) + "\n")
+        child = subprocess.Popen(command, env=env, cwd=os.path.dirname(HERE), text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, child.kill) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            for line in child.stdout:
+                log.write(line)
+                if not NOISE.match(line):
+                    print(f"  {line}", end="", flush=True)
+            returncode = child.wait()
+        finally:
+            if timer:
+                timer.cancel()
+            if child.poll() is None:  # interrupted: do not leave the child running
+                child.kill()
+    return returncode, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    preset = parser.add_mutually_exclusive_group()
+    preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
+                        help="small sizes for a 2-core CPU (the default)")
+    preset.add_argument("--full", dest="preset", action="store_const", const="full",
+                        help="the reference sizes, for a GPU machine")
+    parser.set_defaults(preset="quick")
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--only", nargs="+", default=list(BENCHMARKS), choices=BENCHMARKS,
+                        help="the benchmarks to run (default: all)")
+    parser.add_argument("--out", default=RESULTS,
+                        help=f"folder for the results (default {RESULTS})")
+    parser.add_argument("--rounds", type=int, help="passed on to every benchmark")
+    parser.add_argument("--steps", type=int, help="passed on (not to lrn.py)")
+    parser.add_argument("--warmup", type=int, help="passed on (not to lrn.py)")
+    parser.add_argument("--unit-seconds", type=float,
+                        help="passed on to throughput.py and scaling.py")
+    parser.add_argument("--models", nargs="+", help="passed on to throughput.py")
+    parser.add_argument("--timeout", type=float,
+                        help="seconds after which a child is stopped (default: none)")
+    args = parser.parse_args()
+    args.out = os.path.abspath(args.out)
+    os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
+
+    jobs, start = [], time.perf_counter()
+    for backend in args.backends:
+        for benchmark in args.only:
+            command = commands(args, backend, benchmark)
+            log_path = os.path.join(args.out, "logs", f"{benchmark}_{backend}.log")
+            print(f"== {benchmark} on {backend} (log: {log_path})", flush=True)
+            returncode, seconds = run_child(command, backend, log_path, args.timeout)
+            status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
+            print(f"== {benchmark} on {backend}: {status} in {seconds / 60:.1f} min "
+                  f"({(time.perf_counter() - start) / 60:.1f} min so far)", flush=True)
+            jobs.append({"benchmark": benchmark, "backend": backend,
+                         "command": command[1:], "returncode": returncode,
+                         "seconds": round(seconds, 1),
+                         "log": os.path.relpath(log_path, args.out)})
+    record = {"preset": args.preset, "jobs": jobs,
+              "seconds": round(time.perf_counter() - start, 1)}
+    with open(os.path.join(args.out, "run.json"), "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    print(f"all done in {record['seconds'] / 60:.1f} min; failed: "
+          + (", ".join(f"{j['benchmark']} on {j['backend']}" for j in jobs
+                       if j["returncode"]) or "none"))
+    subprocess.run([sys.executable, os.path.join(HERE, "render.py"), "--results", args.out],
+                   check=False)
+    return 1 if any(j["returncode"] for j in jobs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
