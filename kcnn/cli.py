@@ -8,6 +8,8 @@
     kcnn convert MODEL WEIGHTS.pth OUT.weights.h5 [--classes N] [--overwrite]
     kcnn export MODEL.keras PATH [--format saved_model|onnx|keras] [--overwrite]
     kcnn explain MODEL.keras IMAGE... [--out DIR] [--layer L] [--class-index K]
+    kcnn tune --model NAME --data SOURCE [--tuner random|bayesian|hyperband]
+              [--epochs E --max-trials N | --max-epochs M --factor F] --directory DIR
     kcnn preview [--data SOURCE] [--augment ...] --out PNG
     kcnn weights [PATTERN]          (the pretrained weights table)
     kcnn fetch MODEL [WEIGHTS]      (fill the weights cache ahead of time)
@@ -156,13 +158,14 @@ def build_parser():
                    help="replace OUTPUT if it exists (default: refuse)")
     p.set_defaults(run=_convert)
 
-    from kcnn import exporting, inspect
+    from kcnn import exporting, inspect, tuning
     from kcnn.weights import commands as weight_commands
 
     exporting.add_commands(commands)
     inspect.add_commands(commands)
     weight_commands.add_commands(commands)
     kcnn.data.pipeline.add_commands(commands)
+    tuning.add_commands(commands)
     return parser
 
 

@@ -118,3 +118,12 @@ def test_preview_and_the_training_menu_from_the_command_line(tmp_path):
                  "--out", out]) == 0
     assert os.path.isfile(os.path.join(out, "learning_rate.png"))
     assert main(["train", "lenet5", "--augment", "rotate=3"]) == 2
+
+
+def test_tune_is_a_command_and_refuses_a_trial_budget_for_hyperband(capsys):
+    from kcnn.cli import build_parser, main
+
+    args = build_parser().parse_args(["tune", "--model", "lenet5"])
+    assert args.run is kcnn.tuning.run
+    assert main(["tune", "--model", "lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
+    assert "--max-trials" in capsys.readouterr().err
