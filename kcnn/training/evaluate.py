@@ -6,6 +6,7 @@ images, image files and data sources get exactly the training-time treatment
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -111,6 +112,14 @@ def _class_names(model):
 
 
 def _predict_batches(model, dataset, ten_crop):
+    with warnings.catch_warnings():
+        # A model loaded from a .keras file keeps its inputs as a one-item
+        # list and warns when given the bare tensor, which it then accepts.
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        return _predict_all(model, dataset, ten_crop)
+
+
+def _predict_all(model, dataset, ten_crop):
     probs, labels = [], []
     softmax = not _is_softmax(model)
     for images, y in dataset:

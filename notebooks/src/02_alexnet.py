@@ -103,11 +103,11 @@ for window, stride in [(3, 2), (2, 2)]:
 # %% [markdown]
 # ## ReLU against tanh
 #
-# The paper's Figure 1: a four-layer CNN with ReLUs reaches 25% training error on
-# CIFAR-10 six times faster than the same network with tanh. Here at small scale: the
-# same small CNN on the digits (10 classes, 1437 training images), trained with
-# plain SGD from the same initial weights, counting the epochs until the training
-# error first falls below 25%.
+# The paper's Figure 1: a four-layer CNN with ReLUs reached 25% training error on
+# CIFAR-10 six times faster than the same network with tanh units, which saturate.
+# Here the same experiment at small scale: six 3x3 convolutions on the digits (10
+# classes, 1437 training images), SGD with momentum, the same initial weights for
+# both, counting the epochs until the training error first falls below 25%.
 
 # %%
 (x_train, y_train), (x_test, y_test) = kcnn.data.load_digits()
@@ -116,23 +116,19 @@ x = (x_train / 255.0).astype("float32")
 
 def small_cnn(activation):
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(16, 5, activation=activation),
-        keras.layers.MaxPooling2D(3, 2),
-        keras.layers.Conv2D(32, 5, activation=activation),
-        keras.layers.MaxPooling2D(3, 2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(64, activation=activation),
-        keras.layers.Dense(10),
-    ])
+    layers = [keras.Input((28, 28, 1))]
+    for i in range(6):
+        layers.append(keras.layers.Conv2D(32, 3, padding="same", activation=activation))
+        if i in (1, 3):
+            layers.append(keras.layers.MaxPooling2D(3, 2))
+    return keras.Sequential(layers + [keras.layers.Flatten(), keras.layers.Dense(10)])
 
 
-epochs = 8 if SMALL else 30
+epochs = 3 if SMALL else 12
 curves = {}
 for activation in ("relu", "tanh"):
     model = small_cnn(activation)
-    model.compile(keras.optimizers.SGD(0.01),
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     history = model.fit(x, y_train, batch_size=64, epochs=epochs, verbose=0)
@@ -146,15 +142,22 @@ def epochs_to(errors, target=0.25):
 
 for activation, errors in curves.items():
     plt.plot(np.arange(1, epochs + 1), errors, label=activation)
-    print(f"{activation}: training error below 25% after {epochs_to(errors)} epochs")
+    print(f"{activation}: training error below 25% after {epochs_to(errors)} epochs; "
+          f"final {errors[-1]:.3f}")
 plt.axhline(0.25, color="gray", linestyle=":")
 plt.xlabel("epoch")
 plt.ylabel("training error")
 plt.legend()
 plt.show()
-relu, tanh = epochs_to(curves["relu"]), epochs_to(curves["tanh"])
-if relu and tanh:
-    print(f"ReLU got there {tanh / relu:.1f}x faster")
+
+# %% [markdown]
+# At this scale the paper's six-fold gap does not appear: with Keras's Glorot
+# initialisation, which scales the weights so that tanh units start in their linear
+# range, a network this shallow trains about as fast with tanh (in this run even
+# faster). The paper's advantage comes from saturation: tanh units pushed to ±1 pass
+# almost no gradient, which happens in deeper networks, with larger weights and
+# longer training; ReLUs never saturate for positive inputs. Measurements at small
+# scale are a caution against carrying such claims over unchanged.
 
 # %% [markdown]
 # ## Training with the 2012 recipe
@@ -162,18 +165,24 @@ if relu and tanh:
 # `recipe="alexnet2012"` is the paper's: SGD with momentum 0.9, weight decay 5e-4
 # added to the gradient (as the paper and `torch.optim.SGD` do), learning rate 0.01
 # divided by 10 when the validation loss stops improving, dropout 0.5 in the
-# classifier, batch 128, and the paper's initialisation (`init="paper"`: weights from
-# N(0, 0.01), biases 1 in convolutions 2, 4, 5 and the hidden dense layers). The
-# paper's 227x227 colour images become the digits upsampled to 99x99 here, so that a
-# CPU trains it in minutes; the architecture is otherwise the paper's. The paper's
-# augmentation is random crops (of 99 from 113 here) and flips plus PCA colour
-# noise; digits are gray and a flipped digit is another symbol, so crops only.
+# classifier. The paper's 227x227 colour images become the digits upsampled to 99x99
+# here, with batch 64, so that a CPU trains it in minutes; the architecture is
+# otherwise the paper's. The paper's augmentation is random crops (of 99 from 113
+# here) and flips plus PCA colour noise; digits are gray and a flipped digit is
+# another symbol, so crops only.
+#
+# One departure: Keras's initialisation instead of the paper's (`init="paper"`:
+# weights from N(0, 0.01), biases 1). The paper fed raw pixel values (0-255 minus
+# the mean image), so tiny weights still gave usable activations; with inputs
+# normalised to unit variance, as here, eight layers of N(0, 0.01) weights shrink
+# the signal to almost nothing and the network sits at chance (10%), which a run
+# with `init="paper"` shows.
 
 # %%
-model = kcnn.alexnet(variant="paper", input_shape=(99, 99, 1), classes=10, init="paper")
-history = kcnn.train(model, (x_train, y_train), recipe="alexnet2012",
+model = kcnn.alexnet(variant="paper", input_shape=(99, 99, 1), classes=10)
+history = kcnn.train(model, (x_train, y_train), recipe="alexnet2012", batch_size=64,
                      augment=kcnn.data.Augment(crop=True, flip=False),
-                     epochs=2 if SMALL else 20, verbose=2)
+                     epochs=2 if SMALL else 10, verbose=2)
 result = kcnn.evaluate(model, (x_test, y_test))
 print(f"test top-1 {result['top1']:.3f}")
 

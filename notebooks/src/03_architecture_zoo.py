@@ -57,7 +57,7 @@ for family, names in FAMILIES.items():
 
 print(f"{'model':<17} {'input':<14} {'parameters':>13} {'GMACs':>8} {'weighted layers':>16}")
 for family, name, shape, params, macs, layers in rows:
-    print(f"{name:<17} {str(shape):<14} {params:>13,} {macs / 1e9:>8.3f} {layers:>16}")
+    print(f"{name:<17} {str(shape):<14} {params:>13,} {macs / 1e9:>8.4f} {layers:>16}")
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 6))
