@@ -21,12 +21,14 @@ if "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not
 
 import keras  # noqa: E402,F401
 
-from kcnn import data, inspect, layers, losses, models, schedules, training, tuning, weights
+from kcnn import (data, inspect, layers, losses, models, schedules, training, transfer,
+                  tuning, weights)
 from kcnn.models import *  # noqa: F401,F403  (the builders)
 from kcnn.exporting import export
 from kcnn.inspect import feature_maps, gradcam, profile
 from kcnn.registry import create_model, list_models
 from kcnn.training import evaluate, predict, train
+from kcnn.transfer import ensemble, fine_tune, tta
 from kcnn.tuning import tune
 from kcnn.weights import decode_predictions, preprocess_input
 

@@ -10,6 +10,7 @@
     kcnn explain MODEL.keras IMAGE... [--out DIR] [--layer L] [--class-index K]
     kcnn tune --model NAME --data SOURCE [--tuner random|bayesian|hyperband]
               [--epochs E --max-trials N | --max-epochs M --factor F] --directory DIR
+    kcnn finetune MODEL.keras --data DIR [--epochs N] [--unfreeze gradual|all|none|N] [--out DIR]
     kcnn preview [--data SOURCE] [--augment ...] --out PNG
     kcnn weights [PATTERN]          (the pretrained weights table)
     kcnn fetch MODEL [WEIGHTS]      (fill the weights cache ahead of time)
@@ -158,7 +159,7 @@ def build_parser():
                    help="replace OUTPUT if it exists (default: refuse)")
     p.set_defaults(run=_convert)
 
-    from kcnn import exporting, inspect, tuning
+    from kcnn import exporting, inspect, transfer, tuning
     from kcnn.weights import commands as weight_commands
 
     exporting.add_commands(commands)
@@ -166,6 +167,7 @@ def build_parser():
     weight_commands.add_commands(commands)
     kcnn.data.pipeline.add_commands(commands)
     tuning.add_commands(commands)
+    transfer.add_commands(commands)
     return parser
 
 

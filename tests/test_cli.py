@@ -127,3 +127,10 @@ def test_tune_is_a_command_and_refuses_a_trial_budget_for_hyperband(capsys):
     assert args.run is kcnn.tuning.run
     assert main(["tune", "--model", "lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
     assert "--max-trials" in capsys.readouterr().err
+
+
+def test_finetune_names_a_missing_model(capsys):
+    from kcnn.cli import main
+
+    assert main(["finetune", "missing.keras", "--data", "x"]) == 2
+    assert "model='missing.keras'" in capsys.readouterr().err
