@@ -166,6 +166,9 @@ def test_keras_format_copies_a_saved_file(tmp_path):
     # The paper's feature extractor (LRN, grouped convolutions); its 55M-weight
     # classifier only slows the converters down.
     ("alexnet", {"variant": "paper", "input_shape": (227, 227, 3), "include_top": False}),
+    # JAX exports ONNX through the TensorFlow route, which alexnet already covers.
+    pytest.param("resnet18", {"input_shape": (64, 64, 3), "classes": 10},
+                 marks=pytest.mark.skipif(BACKEND == "jax", reason="the TF route, as above")),
 ])
 def test_onnx_runs_in_onnxruntime(name, kwargs, tmp_path):
     ort = pytest.importorskip("onnxruntime")
