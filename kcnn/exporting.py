@@ -145,6 +145,7 @@ def _write_saved_model(model, out, *, top_k, verbose):
 
     from kcnn.data import augment as ops
     from kcnn.data.pipeline import _check_preprocessing, _resize
+    from kcnn.models._common import ends_in_softmax
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(f"export serves models with one image input and one output; "
@@ -162,7 +163,7 @@ def _write_saved_model(model, out, *, top_k, verbose):
     input_shape = tuple(model.inputs[0].shape)
     classifier = _is_classifier(model, metadata)
     names = _class_names(model, metadata) if classifier else None
-    softmax = classifier and _ends_in_softmax(model)
+    softmax = classifier and ends_in_softmax(model)
 
     archive = keras.export.ExportArchive()
     model_fn = archive.track_and_add_endpoint(
@@ -238,12 +239,6 @@ def _class_names(model, metadata):
     n = int(model.outputs[0].shape[-1])
     names = metadata.get("class_names")
     return [str(c) for c in names] if names and len(names) == n else [str(i) for i in range(n)]
-
-
-def _ends_in_softmax(model):
-    # kcnn's heads end in a separate float32 Activation layer named "predictions".
-    activation = getattr(model.layers[-1], "activation", None)
-    return getattr(activation, "__name__", "") == "softmax"
 
 
 # --- ONNX and .keras ---------------------------------------------------------

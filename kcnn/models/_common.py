@@ -99,6 +99,13 @@ class Model(keras.Model):
         return config
 
 
+def ends_in_softmax(model):
+    """Whether the model's last layer applies softmax (kcnn's heads end in a
+    separate float32 Activation layer, "predictions"); else it gives logits."""
+    activation = getattr(model.layers[-1], "activation", None)
+    return getattr(activation, "__name__", "") == "softmax"
+
+
 def check_arguments(*, model_name, include_top, weights, pooling, classes,
                     classifier_activation, builder=None):
     """The `keras.applications` argument checks, with clear messages.

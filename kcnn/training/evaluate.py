@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from kcnn.data import Source, eval_pipeline, load
+from kcnn.models._common import ends_in_softmax
 
 
 def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
@@ -121,7 +122,7 @@ def _predict_batches(model, dataset, ten_crop):
 
 def _predict_all(model, dataset, ten_crop):
     probs, labels = [], []
-    softmax = not _is_softmax(model)
+    softmax = not ends_in_softmax(model)
     for images, y in dataset:
         x = images.numpy()
         if ten_crop:
@@ -136,11 +137,6 @@ def _predict_all(model, dataset, ten_crop):
         y = y.numpy()
         labels.append(y.argmax(axis=-1) if y.ndim == 2 else y)
     return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
-
-
-def _is_softmax(model):
-    activation = getattr(model.layers[-1], "activation", None)
-    return getattr(activation, "__name__", "") == "softmax"
 
 
 def _to_probs(out, softmax):

@@ -16,6 +16,7 @@ from kcnn import losses, registry, schedules
 from kcnn.data import Source, eval_pipeline, load, mean_std, train_pipeline
 from kcnn.data import augment as augment_ops
 from kcnn.data.pipeline import AUGMENT_HELP, class_counts
+from kcnn.models._common import ends_in_softmax
 from kcnn.training import distribute
 from kcnn.training.recipes import get_recipe
 
@@ -248,12 +249,6 @@ def _num_classes(model):
     return int(model.outputs[0].shape[-1])
 
 
-def _outputs_probabilities(model):
-    layer = model.layers[-1]
-    activation = getattr(layer, "activation", None)
-    return activation is not None and getattr(activation, "__name__", "") == "softmax"
-
-
 def _named(spec, what, names, types):
     """(name, options) of a name or {"name": ..., **options}; (None, {}) otherwise."""
     if spec is None or isinstance(spec, types):
@@ -303,7 +298,7 @@ def _loss(model, loss, options, label_smoothing, one_hot):
     if not isinstance(loss, str):
         return loss
     return losses.create(loss, one_hot=one_hot,
-                         from_logits=not _outputs_probabilities(model),
+                         from_logits=not ends_in_softmax(model),
                          label_smoothing=label_smoothing, **options)
 
 
