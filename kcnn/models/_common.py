@@ -15,6 +15,7 @@ import os
 
 import keras
 
+from kcnn.models import initializers
 from kcnn.registry import get_builder
 from kcnn.weights import hub
 from kcnn.weights import preprocessing as _preprocessing
@@ -302,7 +303,8 @@ def classifier(x, classes, classifier_activation, name):
     # Under a mixed policy the logits are computed in float32 too, so that
     # losses and softmax see full precision, as Keras's mixed-precision guide does.
     mixed = keras.config.dtype_policy().name.startswith("mixed")
-    x = keras.layers.Dense(classes, name=name, dtype="float32" if mixed else None)(x)
+    x = keras.layers.Dense(classes, name=name, dtype="float32" if mixed else None,
+                           **initializers.dense(x.shape[-1], classes))(x)
     if classifier_activation is not None:
         x = keras.layers.Activation(classifier_activation, dtype="float32",
                                     name="predictions")(x)

@@ -24,7 +24,7 @@ __all__ = ["alexnet"]
 import keras
 
 from kcnn.layers import GroupedConv2D, LocalResponseNormalization
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.models.blocks import conv2d, max_pool
 from kcnn.registry import register
 
@@ -32,7 +32,7 @@ from kcnn.registry import register
 preprocess_input = _common.family_preprocess_input(__all__)
 
 _VARIANTS = ("torchvision", "paper")
-_INITS = ("keras", "paper")
+_INITS = ("keras", "torchvision", "paper")
 
 # Default and smallest inputs: the smallest keeps a 1x1 map after the third pool.
 _DEFAULT_SIZE = {"torchvision": 224, "paper": 227}
@@ -117,9 +117,11 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
         groups: variant="paper" only: groups of conv2, conv4 and conv5, 2 by
             default (the paper's two GPUs), 1 for full connections; any of 1,
             2, 4, 8, 16, 32.
-        init: "keras" (Keras's default initializers) or, with variant="paper",
-            "paper": every weight drawn from N(0, 0.01), biases 1 in conv2,
-            conv4, conv5, fc6 and fc7 and 0 elsewhere.
+        init: "keras" (Keras's default initializers), "torchvision" (torch's
+            layer defaults, as torchvision's AlexNet sets none:
+            U(+-1/sqrt(fan_in)) for weights and biases) or, with
+            variant="paper", "paper": every weight drawn from N(0, 0.01),
+            biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere.
         Other arguments as in `keras.applications`.
     """
     _common.check_arguments(model_name=name, include_top=include_top,
@@ -132,17 +134,18 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=_DEFAULT_SIZE[variant], min_size=_MIN_SIZE[variant],
         fixed_size_required=include_top)
-    if variant == "torchvision":
-        x = _torchvision_features(img_input)
-    else:
-        x = _paper_features(img_input, groups, init)
-    if include_top:
-        x = keras.layers.AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        head = _torchvision_head if variant == "torchvision" else _paper_head
-        x = head(x, classes, classifier_activation, dropout, init)
-    else:
-        x = _common.global_pool(x, pooling)
+    with initializers.scheme("alexnet", init, name):
+        if variant == "torchvision":
+            x = _torchvision_features(img_input)
+        else:
+            x = _paper_features(img_input, groups, init)
+        if include_top:
+            x = keras.layers.AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
+            x = keras.layers.Flatten(name="flatten")(x)
+            head = _torchvision_head if variant == "torchvision" else _paper_head
+            x = head(x, classes, classifier_activation, dropout, init)
+        else:
+            x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
@@ -168,8 +171,8 @@ def _check_family_arguments(variant, groups, init, dropout, name):
             raise ValueError(
                 f"init='paper' is the initialisation of variant='paper' (its biases "
                 f"of 1 are set by the paper's layer names) for {name}; received "
-                f"init='paper' with variant='torchvision'. Use variant='paper' or "
-                f"init='keras'."
+                f"init='paper' with variant='torchvision'. Use variant='paper', or "
+                f"init='keras' or 'torchvision'."
             )
         if groups not in (None, 1):
             raise ValueError(
@@ -216,10 +219,12 @@ def _torchvision_features(x):
 
 def _torchvision_head(x, classes, classifier_activation, dropout, init):
     x = keras.layers.Dropout(dropout, name="classifier_0")(x)
-    x = keras.layers.Dense(_HIDDEN, name="classifier_1")(x)
+    x = keras.layers.Dense(_HIDDEN, name="classifier_1",
+                           **initializers.dense(x.shape[-1], _HIDDEN))(x)
     x = keras.layers.ReLU(name="classifier_2")(x)
     x = keras.layers.Dropout(dropout, name="classifier_3")(x)
-    x = keras.layers.Dense(_HIDDEN, name="classifier_4")(x)
+    x = keras.layers.Dense(_HIDDEN, name="classifier_4",
+                           **initializers.dense(x.shape[-1], _HIDDEN))(x)
     x = keras.layers.ReLU(name="classifier_5")(x)
     return _common.classifier(x, classes, classifier_activation, name="classifier_6")
 
@@ -229,9 +234,12 @@ def _paper_features(x, groups, init):
             _PAPER_CONVS, start=1):
         name = f"conv{i}"
         layer = GroupedConv2D if split else keras.layers.Conv2D
+        layer_groups = groups if split else 1
+        init_args = initializers.conv(x.shape[_common.channel_axis()], filters,
+                                      kernel, layer_groups)
         x = layer(filters, kernel, strides=stride, padding=padding,
-                  groups=groups if split else 1, name=name,
-                  **_initializers(name, init))(x)
+                  groups=layer_groups, name=name,
+                  **_paper_biases(name, init, init_args))(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
         if lrn:
             x = LocalResponseNormalization(**_LRN, name=f"lrn{i}")(x)
@@ -242,25 +250,16 @@ def _paper_features(x, groups, init):
 
 def _paper_head(x, classes, classifier_activation, dropout, init):
     for name in ("fc6", "fc7"):
-        x = keras.layers.Dense(_HIDDEN, name=name, **_initializers(name, init))(x)
+        init_args = initializers.dense(x.shape[-1], _HIDDEN)
+        x = keras.layers.Dense(_HIDDEN, name=name,
+                               **_paper_biases(name, init, init_args))(x)
         x = keras.layers.ReLU(name=f"relu{name[2:]}")(x)
         x = keras.layers.Dropout(dropout, name=f"dropout{name[2:]}")(x)
-    # _common.classifier, with the paper's initializers.
-    x = keras.layers.Dense(classes, name="fc8", **_initializers("fc8", init))(x)
-    if classifier_activation is not None:
-        x = keras.layers.Activation(classifier_activation, dtype="float32",
-                                    name="predictions")(x)
-    return x
+    return _common.classifier(x, classes, classifier_activation, name="fc8")
 
 
-def _initializers(name, init):
-    """Initializer arguments for the paper's layer `name` (none: Keras's defaults).
-
-    A new RandomNormal per layer, so that equal-shaped layers get different draws.
-    """
-    if init != "paper":
-        return {}
-    return {
-        "kernel_initializer": keras.initializers.RandomNormal(0.0, 0.01),
-        "bias_initializer": "ones" if name in _PAPER_UNIT_BIASES else "zeros",
-    }
+def _paper_biases(name, init, init_args):
+    """`init_args` with the paper's biases of 1 in its layer `name`, under init="paper"."""
+    if init == "paper" and name in _PAPER_UNIT_BIASES:
+        return {**init_args, "bias_initializer": "ones"}
+    return init_args

@@ -12,6 +12,7 @@ torch backend), so converting a state dict is a mapping of names.
 import keras
 
 from kcnn.layers.regularization import StochasticDepth
+from kcnn.models import initializers
 from kcnn.models._common import channel_axis
 
 # torch.nn.BatchNorm2d defaults: eps 1e-5, running stats updated with 0.1.
@@ -33,14 +34,16 @@ def torch_padding(x, kernel_size, strides, padding, name):
 
 
 def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
-           use_bias=True, name, kernel_initializer="glorot_uniform",
-           bias_initializer="zeros"):
-    """torch's `Conv2d(kernel_size, stride, padding, groups, bias)` as Keras layers."""
+           use_bias=True, name):
+    """torch's `Conv2d(kernel_size, stride, padding, groups, bias)` as Keras layers.
+
+    Initialised by the builder's `init` scheme (`kcnn.models.initializers`).
+    """
+    init = initializers.conv(x.shape[channel_axis()], filters, kernel_size, groups)
     x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=pad_mode, groups=groups,
-        use_bias=use_bias, kernel_initializer=kernel_initializer,
-        bias_initializer=bias_initializer, name=name,
+        use_bias=use_bias, name=name, **init,
     )(x)
 
 
@@ -52,11 +55,10 @@ def batch_norm(x, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
 
 def conv_bn_act(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
                 activation="relu", conv_name, bn_name, act_name=None,
-                bn_epsilon=BN_EPSILON, kernel_initializer="glorot_uniform"):
+                bn_epsilon=BN_EPSILON):
     """Convolution without bias, batch norm, activation (None: no activation)."""
     x = conv2d(x, filters, kernel_size, strides=strides, padding=padding,
-               groups=groups, use_bias=False, name=conv_name,
-               kernel_initializer=kernel_initializer)
+               groups=groups, use_bias=False, name=conv_name)
     x = batch_norm(x, bn_name, epsilon=bn_epsilon)
     if activation is not None:
         x = keras.layers.Activation(activation, name=act_name or f"{bn_name}_act")(x)
@@ -90,28 +92,18 @@ def make_divisible(value, divisor=8, min_value=None):
     return rounded
 
 
-def kaiming_fan_out(depthwise=False):
-    """torchvision's `kaiming_normal_(mode="fan_out")` for these families.
-
-    torch counts a depthwise (C, 1, kh, kw) kernel's fan-out as C * kh * kw,
-    which is what Keras calls the fan-in of the (kh, kw, C, 1) kernel. A new
-    instance per layer, so that equal-shaped layers get different draws.
-    """
-    mode = "fan_in" if depthwise else "fan_out"
-    return keras.initializers.VarianceScaling(2.0, mode, "untruncated_normal")
-
-
 def depthwise_conv2d(x, kernel_size, *, strides=1, padding=0, use_bias=True,
-                     name, depthwise_initializer="glorot_uniform"):
+                     name):
     """torch's `Conv2d(C, C, kernel_size, stride, padding, groups=C)`.
 
     A `DepthwiseConv2D`, not `Conv2D(groups=C)`: TensorFlow runs the grouped
     form about 6x slower on CPU. Padding as in `conv2d`.
     """
+    init = initializers.depthwise(x.shape[channel_axis()], kernel_size)
     x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return keras.layers.DepthwiseConv2D(
         kernel_size, strides=strides, padding=pad_mode, use_bias=use_bias,
-        depthwise_initializer=depthwise_initializer, name=name,
+        name=name, **init,
     )(x)
 
 
@@ -128,12 +120,10 @@ def conv_norm_activation(x, filters, kernel_size=3, *, strides=1,
     padding = (kernel_size - 1) // 2
     if depthwise:
         x = depthwise_conv2d(x, kernel_size, strides=strides, padding=padding,
-                             use_bias=False, name=f"{name}_0",
-                             depthwise_initializer=kaiming_fan_out(depthwise=True))
+                             use_bias=False, name=f"{name}_0")
     else:
         x = conv2d(x, filters, kernel_size, strides=strides, padding=padding,
-                   use_bias=False, name=f"{name}_0",
-                   kernel_initializer=kaiming_fan_out())
+                   use_bias=False, name=f"{name}_0")
     x = batch_norm(x, f"{name}_1", epsilon=bn_epsilon, momentum=bn_momentum)
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_2")(x)
@@ -149,11 +139,9 @@ def squeeze_excitation(x, squeeze_channels, *, activation="relu",
     """
     channels = x.shape[channel_axis()]
     s = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_avgpool")(x)
-    s = keras.layers.Conv2D(squeeze_channels, 1, kernel_initializer=kaiming_fan_out(),
-                            name=f"{name}_fc1")(s)
+    s = conv2d(s, squeeze_channels, 1, name=f"{name}_fc1")
     s = keras.layers.Activation(activation, name=f"{name}_activation")(s)
-    s = keras.layers.Conv2D(channels, 1, kernel_initializer=kaiming_fan_out(),
-                            name=f"{name}_fc2")(s)
+    s = conv2d(s, channels, 1, name=f"{name}_fc2")
     s = keras.layers.Activation(scale_activation, name=f"{name}_scale_activation")(s)
     return keras.layers.Multiply(name=f"{name}_mul")([x, s])
 
@@ -200,8 +188,7 @@ def inverted_residual(x, filters, *, expanded_channels, kernel_size=3,
                                name=f"{prefix}_{i}")
         i += 1
     if split_projection:
-        x = conv2d(x, filters, 1, use_bias=False, name=f"{prefix}_{i}",
-                   kernel_initializer=kaiming_fan_out())
+        x = conv2d(x, filters, 1, use_bias=False, name=f"{prefix}_{i}")
         x = batch_norm(x, f"{prefix}_{i + 1}", epsilon=bn_epsilon, momentum=bn_momentum)
     else:
         x = conv_norm_activation(x, filters, 1, activation=None,

@@ -18,15 +18,16 @@ Layout and names follow torchvision's `densenet.py` (`features_conv0`,
 `features_norm5`, `classifier`), so a torchvision state dict converts by name.
 Not reproduced: torchvision's `memory_efficient` checkpointing (it trades
 compute for memory and changes no numbers) and its `drop_rate` (0 in every
-torchvision variant). Convolutions are initialised as torchvision does (He
-normal, fan_in); the classifier keeps Keras's default.
+torchvision variant). `init="torchvision"` (the default) draws the weights as
+torchvision does: convolutions He normal (fan_in), the classifier torch's
+default U(+-1/sqrt(fan_in)) with a zero bias; `init="keras"`: Keras's defaults.
 """
 
 __all__ = ["densenet121", "densenet161", "densenet169", "densenet201"]
 
 import keras
 
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.models.blocks import batch_norm, conv2d, max_pool
 from kcnn.registry import register
 
@@ -47,13 +48,8 @@ _BN_SIZE = 4
 _MIN_SIZE = 29
 
 
-def _conv_initializer():
-    # torchvision's kaiming_normal_ (fan_in, ReLU gain), not truncated.
-    return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
-
-
 def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
-              pooling, classes, classifier_activation, name):
+              pooling, classes, classifier_activation, init, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation,
@@ -61,10 +57,21 @@ def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
-    growth_rate, block_config, num_features = _VARIANTS[depth]
+    with initializers.scheme("densenet", init, name):
+        x = _features(img_input, *_VARIANTS[depth])
+        x = _common.pooled_classifier(
+            x, include_top=include_top, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation, pool_name="avgpool",
+            dense_name="classifier")
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        preprocessing=_common.imagenet_preprocessing(), builder=f"densenet{depth}")
 
-    x = conv2d(img_input, num_features, 7, strides=2, padding=3, use_bias=False,
-               name="features_conv0", kernel_initializer=_conv_initializer())
+
+def _features(x, growth_rate, block_config, num_features):
+    x = conv2d(x, num_features, 7, strides=2, padding=3, use_bias=False,
+               name="features_conv0")
     x = batch_norm(x, "features_norm0")
     x = keras.layers.ReLU(name="features_relu0")(x)
     x = max_pool(x, 3, 2, padding=1, name="features_pool0")
@@ -78,16 +85,7 @@ def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
             x = _transition(x, num_features, name=f"features_transition{i}")
     x = batch_norm(x, "features_norm5")
     # torchvision applies this ReLU in forward() (F.relu), outside `features`.
-    x = keras.layers.ReLU(name="relu")(x)
-
-    x = _common.pooled_classifier(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, pool_name="avgpool",
-        dense_name="classifier")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(), builder=f"densenet{depth}")
+    return keras.layers.ReLU(name="relu")(x)
 
 
 def _dense_layer(x, growth_rate, *, name):
@@ -98,12 +96,10 @@ def _dense_layer(x, growth_rate, *, name):
     """
     y = batch_norm(x, f"{name}_norm1")
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv2d(y, _BN_SIZE * growth_rate, 1, use_bias=False, name=f"{name}_conv1",
-               kernel_initializer=_conv_initializer())
+    y = conv2d(y, _BN_SIZE * growth_rate, 1, use_bias=False, name=f"{name}_conv1")
     y = batch_norm(y, f"{name}_norm2")
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
-    y = conv2d(y, growth_rate, 3, padding=1, use_bias=False, name=f"{name}_conv2",
-               kernel_initializer=_conv_initializer())
+    y = conv2d(y, growth_rate, 3, padding=1, use_bias=False, name=f"{name}_conv2")
     return keras.layers.Concatenate(axis=_common.channel_axis(),
                                     name=f"{name}_concat")([x, y])
 
@@ -112,70 +108,73 @@ def _transition(x, filters, *, name):
     """torchvision's _Transition: BN, ReLU, 1x1 convolution, 2x2 average pool."""
     x = batch_norm(x, f"{name}_norm")
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    x = conv2d(x, filters, 1, use_bias=False, name=f"{name}_conv",
-               kernel_initializer=_conv_initializer())
+    x = conv2d(x, filters, 1, use_bias=False, name=f"{name}_conv")
     return keras.layers.AveragePooling2D(2, 2, name=f"{name}_pool")(x)
 
 
 def _builder_args(include_top, weights, input_tensor, input_shape, pooling,
-                  classes, classifier_activation, name):
+                  classes, classifier_activation, init, name):
     return dict(include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, name=name)
+                classifier_activation=classifier_activation, init=init, name=name)
 
 
 @register
 def densenet121(include_top=True, weights=None, input_tensor=None,
                 input_shape=None, pooling=None, classes=1000,
-                classifier_activation="softmax", name="densenet121"):
+                classifier_activation="softmax", init="torchvision",
+                name="densenet121"):
     """DenseNet-121: growth rate 32, dense blocks of 6, 12, 24, 16 layers.
 
     7,978,856 parameters with 1000 classes. Input 224x224 RGB; any size from
-    29x29. See the module docstring for the layout.
+    29x29. See the module docstring for the layout and `init`.
     """
     return _densenet(121, **_builder_args(
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name))
+        classifier_activation, init, name))
 
 
 @register
 def densenet161(include_top=True, weights=None, input_tensor=None,
                 input_shape=None, pooling=None, classes=1000,
-                classifier_activation="softmax", name="densenet161"):
+                classifier_activation="softmax", init="torchvision",
+                name="densenet161"):
     """DenseNet-161: growth rate 48, 96 stem filters, blocks of 6, 12, 36, 24.
 
     28,681,000 parameters with 1000 classes. Input 224x224 RGB; any size from
-    29x29. See the module docstring for the layout.
+    29x29. See the module docstring for the layout and `init`.
     """
     return _densenet(161, **_builder_args(
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name))
+        classifier_activation, init, name))
 
 
 @register
 def densenet169(include_top=True, weights=None, input_tensor=None,
                 input_shape=None, pooling=None, classes=1000,
-                classifier_activation="softmax", name="densenet169"):
+                classifier_activation="softmax", init="torchvision",
+                name="densenet169"):
     """DenseNet-169: growth rate 32, dense blocks of 6, 12, 32, 32 layers.
 
     14,149,480 parameters with 1000 classes. Input 224x224 RGB; any size from
-    29x29. See the module docstring for the layout.
+    29x29. See the module docstring for the layout and `init`.
     """
     return _densenet(169, **_builder_args(
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name))
+        classifier_activation, init, name))
 
 
 @register
 def densenet201(include_top=True, weights=None, input_tensor=None,
                 input_shape=None, pooling=None, classes=1000,
-                classifier_activation="softmax", name="densenet201"):
+                classifier_activation="softmax", init="torchvision",
+                name="densenet201"):
     """DenseNet-201: growth rate 32, dense blocks of 6, 12, 48, 32 layers.
 
     20,013,928 parameters with 1000 classes. Input 224x224 RGB; any size from
-    29x29. See the module docstring for the layout.
+    29x29. See the module docstring for the layout and `init`.
     """
     return _densenet(201, **_builder_args(
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name))
+        classifier_activation, init, name))

@@ -31,8 +31,10 @@ Departures from the paper's TensorFlow implementation, all torchvision's:
 convolutions bottom/right at even sizes and uses eps 1e-3: with the same
 weights it computes something else.
 
-Convolutions are initialised as torchvision does (He normal, fan-out); the
-dense layer keeps Keras's default (torchvision: uniform in +-1/sqrt(classes)).
+`init="torchvision"` (the default) draws the weights as torchvision does:
+convolutions He normal (fan-out, torch's fans for the depthwise ones), the
+dense layer uniform in +-1/sqrt(classes) with a zero bias; `init="keras"`:
+Keras's defaults.
 """
 
 __all__ = ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
@@ -40,7 +42,7 @@ __all__ = ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientne
 
 import math
 
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
@@ -84,7 +86,7 @@ _MIN_SIZE = 32
 
 def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
                   pooling, classes, classifier_activation, dropout,
-                  stochastic_depth_prob, name):
+                  stochastic_depth_prob, init, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation,
@@ -99,12 +101,28 @@ def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=crop, min_size=_MIN_SIZE, fixed_size_required=False)
 
+    with initializers.scheme("efficientnet", init, name):
+        x = _features(img_input, width_mult, depth_mult, stochastic_depth_prob, bn)
+        x = _common.pooled_classifier(
+            x, include_top=include_top, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation, dropout=dropout,
+            pool_name="avgpool", dropout_name="classifier_0",
+            dense_name="classifier_1")
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        builder=f"efficientnet_b{variant}",
+        preprocessing=_common.preprocessing(
+            size=crop, resize=resize, mean=_common.IMAGENET_MEAN,
+            std=_common.IMAGENET_STD, interpolation="bicubic"))
+
+
+def _features(x, width_mult, depth_mult, stochastic_depth_prob, bn):
     rows = [(expand, kernel, stride, make_divisible(cin * width_mult),
              make_divisible(cout * width_mult), math.ceil(layers * depth_mult))
             for expand, kernel, stride, cin, cout, layers in _ROWS]
     total_blocks = sum(row[-1] for row in rows)
-
-    x = conv_norm_activation(img_input, rows[0][3], 3, strides=2,
+    x = conv_norm_activation(x, rows[0][3], 3, strides=2,
                              activation="silu", name="features_0", **bn)
     block_id = 0
     for stage, (expand, kernel, stride, cin, cout, layers) in enumerate(rows, start=1):
@@ -117,186 +135,189 @@ def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
                 drop_rate=stochastic_depth_prob * block_id / total_blocks,
                 name=f"features_{stage}_{i}", body="block", **bn)
             block_id += 1
-    x = conv_norm_activation(x, 4 * rows[-1][4], 1, activation="silu",
-                             name=f"features_{len(rows) + 1}", **bn)
-
-    x = _common.pooled_classifier(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, dropout=dropout,
-        pool_name="avgpool", dropout_name="classifier_0",
-        dense_name="classifier_1")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        builder=f"efficientnet_b{variant}",
-        preprocessing=_common.preprocessing(
-            size=crop, resize=resize, mean=_common.IMAGENET_MEAN,
-            std=_common.IMAGENET_STD, interpolation="bicubic"))
+    return conv_norm_activation(x, 4 * rows[-1][4], 1, activation="silu",
+                                name=f"features_{len(rows) + 1}", **bn)
 
 
 @register
 def efficientnet_b0(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.2,
-                    stochastic_depth_prob=0.2, name="efficientnet_b0"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b0"):
     """EfficientNet-B0: width x1.0, depth x1.0 of B0.
 
     5,288,548 parameters with 1000 classes. Input 224x224 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(0, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b1(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.2,
-                    stochastic_depth_prob=0.2, name="efficientnet_b1"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b1"):
     """EfficientNet-B1: width x1.0, depth x1.1 of B0.
 
     7,794,184 parameters with 1000 classes. Input 240x240 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(1, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b2(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.3,
-                    stochastic_depth_prob=0.2, name="efficientnet_b2"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b2"):
     """EfficientNet-B2: width x1.1, depth x1.2 of B0.
 
     9,109,994 parameters with 1000 classes. Input 288x288 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(2, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b3(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.3,
-                    stochastic_depth_prob=0.2, name="efficientnet_b3"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b3"):
     """EfficientNet-B3: width x1.2, depth x1.4 of B0.
 
     12,233,232 parameters with 1000 classes. Input 300x300 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(3, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b4(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.4,
-                    stochastic_depth_prob=0.2, name="efficientnet_b4"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b4"):
     """EfficientNet-B4: width x1.4, depth x1.8 of B0.
 
     19,341,616 parameters with 1000 classes. Input 380x380 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(4, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b5(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.4,
-                    stochastic_depth_prob=0.2, name="efficientnet_b5"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b5"):
     """EfficientNet-B5: width x1.6, depth x2.2 of B0.
 
     30,389,784 parameters with 1000 classes. Input 456x456 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(5, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b6(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.5,
-                    stochastic_depth_prob=0.2, name="efficientnet_b6"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b6"):
     """EfficientNet-B6: width x1.8, depth x2.6 of B0.
 
     43,040,704 parameters with 1000 classes. Input 528x528 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(6, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)
 
 
 @register
 def efficientnet_b7(include_top=True, weights=None, input_tensor=None,
                     input_shape=None, pooling=None, classes=1000,
                     classifier_activation="softmax", dropout=0.5,
-                    stochastic_depth_prob=0.2, name="efficientnet_b7"):
+                    stochastic_depth_prob=0.2, init="torchvision",
+                    name="efficientnet_b7"):
     """EfficientNet-B7: width x2.0, depth x3.1 of B0.
 
     66,347,960 parameters with 1000 classes. Input 600x600 RGB; any size
     from 32x32, including (None, None, 3). `dropout` before the classifier;
     `stochastic_depth_prob` for the last block (block i of n drops its
     residual branch with rate stochastic_depth_prob * i / n in training).
-    See the module docstring.
+    `init`: "torchvision" or "keras". See the module docstring.
     """
     return _efficientnet(7, include_top=include_top, weights=weights,
                          input_tensor=input_tensor, input_shape=input_shape,
                          pooling=pooling, classes=classes,
                          classifier_activation=classifier_activation,
                          dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, name=name)
+                         stochastic_depth_prob=stochastic_depth_prob, init=init,
+                         name=name)

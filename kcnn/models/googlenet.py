@@ -23,8 +23,11 @@ Where torchvision departs from the paper, and kcnn with it:
 
 Layer names are torchvision's module paths with "_" for "." (`conv1_conv`,
 `inception3a_branch2_1_bn`, `aux1_conv_conv`, `aux1_fc1`, `fc`), so a
-torchvision state dict converts by name. Convolutions are initialised as
-torchvision does (normal, std 0.01); the dense layers keep Keras's default.
+torchvision state dict converts by name. `init="torchvision"` (the default)
+draws the weights as torchvision does: every convolution and dense kernel from
+N(0, 0.01) (its `trunc_normal_` cuts at +-2, 200 standard deviations away), the
+dense biases torch's default U(+-1/sqrt(fan_in)); `init="keras"`: Keras's
+defaults.
 """
 
 __all__ = ["googlenet"]
@@ -33,7 +36,7 @@ import keras
 from keras import ops
 
 from kcnn.layers.pooling import TorchMaxPooling2D
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.models.blocks import conv_bn_act
 from kcnn.registry import register
 
@@ -75,7 +78,8 @@ preprocess_input = _common.family_preprocess_input(__all__)
 def googlenet(include_top=True, weights=None, input_tensor=None,
               input_shape=None, pooling=None, classes=1000,
               classifier_activation="softmax", dropout=0.2, aux_logits=False,
-              dropout_aux=0.7, transform_input=None, name="googlenet"):
+              dropout_aux=0.7, transform_input=None, init="torchvision",
+              name="googlenet"):
     """GoogLeNet (Inception v1), exactly torchvision's `googlenet`.
 
     6,624,904 parameters with 1000 classes; 13,004,888 with the auxiliary
@@ -112,6 +116,7 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
             weights (the auxiliary heads, with `aux_logits=True`, keep their
             initial weights: torchvision notes those in its file are not
             trained).
+        init: "torchvision" (see the module docstring) or "keras".
         Other arguments as in `keras.applications`.
     """
     _common.check_arguments(model_name=name, include_top=include_top,
@@ -149,7 +154,23 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
             f"input_shape={input_shape!r}."
         )
 
-    x = img_input
+    with initializers.scheme("googlenet", init, name):
+        x, aux_outputs = _body(img_input, transform_input, aux_logits, classes,
+                               classifier_activation, dropout_aux)
+        x = _common.pooled_classifier(
+            x, include_top=include_top, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation, dropout=dropout,
+            pool_name="avgpool", dropout_name="dropout", dense_name="fc")
+    outputs = [x, aux_outputs["aux2"], aux_outputs["aux1"]] if aux_logits else x
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=outputs,
+        name=name, hwc=hwc, classes=classes, weights=weights,
+        include_top=include_top, preprocessing=_common.imagenet_preprocessing(),
+        builder="googlenet")
+
+
+def _body(x, transform_input, aux_logits, classes, classifier_activation, dropout_aux):
+    """The stem and the inception modules: (features, {aux name: aux output})."""
     if transform_input:
         x = GoogLeNetInputTransform(name="transform_input")(x)
     x = _basic_conv(x, 64, 7, strides=2, padding=3, name="conv1")
@@ -167,31 +188,14 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
             aux = _AUX_AFTER[module]
             aux_outputs[aux] = _inception_aux(
                 x, classes, classifier_activation, dropout_aux, name=aux)
-
-    x = _common.pooled_classifier(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, dropout=dropout,
-        pool_name="avgpool", dropout_name="dropout", dense_name="fc")
-    outputs = [x, aux_outputs["aux2"], aux_outputs["aux1"]] if aux_logits else x
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=outputs,
-        name=name, hwc=hwc, classes=classes, weights=weights,
-        include_top=include_top, preprocessing=_common.imagenet_preprocessing(),
-        builder="googlenet")
-
-
-def _conv_initializer():
-    # torchvision's trunc_normal_(std=0.01, a=-2, b=2): the bounds are 200
-    # standard deviations away, so it is a plain normal.
-    return keras.initializers.RandomNormal(stddev=0.01)
+    return x, aux_outputs
 
 
 def _basic_conv(x, filters, kernel_size, *, strides=1, padding=0, name):
     """torchvision's BasicConv2d: convolution (no bias), BN (eps 1e-3), ReLU."""
     return conv_bn_act(x, filters, kernel_size, strides=strides, padding=padding,
                        conv_name=f"{name}_conv", bn_name=f"{name}_bn",
-                       act_name=f"{name}_relu", bn_epsilon=_BN_EPSILON,
-                       kernel_initializer=_conv_initializer())
+                       act_name=f"{name}_relu", bn_epsilon=_BN_EPSILON)
 
 
 def _inception(x, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, *, name):
@@ -215,9 +219,11 @@ def _inception_aux(x, classes, classifier_activation, dropout, *, name):
     x = keras.layers.AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
     x = _basic_conv(x, 128, 1, name=f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
-    x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc1")(x)
+    x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc1",
+                           **initializers.dense(x.shape[-1], 1024))(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    x = keras.layers.Dense(classes, name=f"{name}_fc2")(x)
+    x = keras.layers.Dense(classes, name=f"{name}_fc2",
+                           **initializers.dense(x.shape[-1], classes))(x)
     if classifier_activation is not None:
         x = keras.layers.Activation(classifier_activation, dtype="float32",
                                     name=f"{name}_predictions")(x)

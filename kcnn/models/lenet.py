@@ -4,14 +4,14 @@ __all__ = ["lenet5"]
 
 import keras
 
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.registry import register
 
 
 @register
 def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
            pooling=None, classes=10, classifier_activation="softmax",
-           name="lenet5"):
+           init="keras", name="lenet5"):
     """LeNet-5: 6-16-120-84-10 with tanh and average pooling.
 
     C1 (6 filters 5x5), S2 (2x2 average pooling), C3 (16 filters 5x5), S4, C5
@@ -21,6 +21,10 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
     usual MNIST input is 28x28, where C1 is padded by 2 so that both give the
     same 28x28 C1 maps. 61,706 parameters with 10 classes. Inputs from 28x28 up;
     other sizes are pooled adaptively to the 5x5 map before C5.
+
+    `init`: "keras" (Keras's defaults) or "torchvision" (torch's layer
+    defaults, what a PyTorch LeNet gets: U(+-1/sqrt(fan_in)) for weights and
+    biases; torchvision has no LeNet).
     """
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
@@ -30,22 +34,26 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=28, default_channels=1, min_size=28,
         fixed_size_required=include_top)
-    h, w, _ = hwc
+    h, w, channels = hwc
     small = h is not None and w is not None and min(h, w) < 32
-    x = keras.layers.Conv2D(6, 5, padding="same" if small else "valid",
-                            activation="tanh", name="conv1")(img_input)
-    x = keras.layers.AveragePooling2D(2, name="pool1")(x)
-    x = keras.layers.Conv2D(16, 5, activation="tanh", name="conv2")(x)
-    x = keras.layers.AveragePooling2D(2, name="pool2")(x)
-    if include_top:
-        if (h, w) not in ((28, 28), (32, 32)):
-            x = keras.layers.AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(120, activation="tanh", name="fc1")(x)
-        x = keras.layers.Dense(84, activation="tanh", name="fc2")(x)
-        x = _common.classifier(x, classes, classifier_activation, name="fc3")
-    else:
-        x = _common.global_pool(x, pooling)
+    with initializers.scheme("lenet5", init, name):
+        x = keras.layers.Conv2D(6, 5, padding="same" if small else "valid",
+                                activation="tanh", name="conv1",
+                                **initializers.conv(channels, 6, 5))(img_input)
+        x = keras.layers.AveragePooling2D(2, name="pool1")(x)
+        x = keras.layers.Conv2D(16, 5, activation="tanh", name="conv2",
+                                **initializers.conv(6, 16, 5))(x)
+        x = keras.layers.AveragePooling2D(2, name="pool2")(x)
+        if include_top:
+            if (h, w) not in ((28, 28), (32, 32)):
+                x = keras.layers.AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
+            x = keras.layers.Flatten(name="flatten")(x)
+            for units, layer in ((120, "fc1"), (84, "fc2")):
+                x = keras.layers.Dense(units, activation="tanh", name=layer,
+                                       **initializers.dense(x.shape[-1], units))(x)
+            x = _common.classifier(x, classes, classifier_activation, name="fc3")
+        else:
+            x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,

@@ -20,13 +20,14 @@ same layers and trainable parameters (3,504,872) but pads stride-2
 convolutions on the bottom/right only at even sizes (TensorFlow's "same") and
 uses batch norm eps 1e-3: with the same weights it computes something else.
 
-Convolutions are initialised as torchvision does (He normal, fan-out); the
-dense layer keeps Keras's default (torchvision: normal with std 0.01).
+`init="torchvision"` (the default) draws the weights as torchvision does:
+convolutions He normal (fan-out, torch's fans for the depthwise ones), the
+dense layer N(0, 0.01) with a zero bias; `init="keras"`: Keras's defaults.
 """
 
 __all__ = ["mobilenet_v2"]
 
-from kcnn.models import _common
+from kcnn.models import _common, initializers
 from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
@@ -56,7 +57,7 @@ _MIN_SIZE = 32
 def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
                  input_shape=None, pooling=None, classes=1000,
                  classifier_activation="softmax", dropout=0.2, width_mult=1.0,
-                 name="mobilenet_v2"):
+                 init="torchvision", name="mobilenet_v2"):
     """MobileNetV2 with torchvision's layout.
 
     3,504,872 parameters with 1000 classes (width 1.0). Input 224x224 RGB;
@@ -65,6 +66,7 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
     Args:
         dropout: the dropout rate before the classifier.
         width_mult: the width multiplier (alpha in the paper), > 0.
+        init: "torchvision" (see the module docstring) or "keras".
         Other arguments as in `keras.applications`.
     """
     _common.check_arguments(model_name=name, include_top=include_top,
@@ -81,9 +83,22 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
+    with initializers.scheme("mobilenet_v2", init, name):
+        x = _features(img_input, width_mult)
+        x = _common.pooled_classifier(
+            x, include_top=include_top, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation, dropout=dropout,
+            pool_name="avgpool", dropout_name="classifier_0",
+            dense_name="classifier_1")
+    return _common.make_model(
+        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
+        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
+        preprocessing=_common.imagenet_preprocessing(), builder="mobilenet_v2")
 
+
+def _features(x, width_mult):
     channels = make_divisible(_STEM_CHANNELS * width_mult)
-    x = conv_norm_activation(img_input, channels, 3, strides=2,
+    x = conv_norm_activation(x, channels, 3, strides=2,
                              activation="relu6", name="features_0")
     index = 1
     for t, c, n, s in _SETTING:
@@ -95,15 +110,6 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
                 name=f"features_{index}", body="conv", split_projection=True)
             channels = filters
             index += 1
-    x = conv_norm_activation(x, make_divisible(_LAST_CHANNELS * max(1.0, width_mult)),
-                             1, activation="relu6", name=f"features_{index}")
-
-    x = _common.pooled_classifier(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, dropout=dropout,
-        pool_name="avgpool", dropout_name="classifier_0",
-        dense_name="classifier_1")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(), builder="mobilenet_v2")
+    return conv_norm_activation(
+        x, make_divisible(_LAST_CHANNELS * max(1.0, width_mult)), 1,
+        activation="relu6", name=f"features_{index}")

@@ -27,16 +27,18 @@ convolution, biases on every convolution although batch norm follows, batch
 norm eps 1.001e-5, and 25,636,712 parameters (trainable and not) against
 25,557,032 + 53,120 here. Its weights do not fit these models.
 
-Batch norm uses torch's eps 1e-5; convolutions are initialised as torchvision
-does (He normal, fan_out; no `zero_init_residual`, torchvision's default).
+Batch norm uses torch's eps 1e-5. `init="torchvision"` (the default) draws the
+weights as torchvision does: convolutions He normal (fan_out; no
+`zero_init_residual`, torchvision's default), the dense layer torch's default
+U(+-1/sqrt(fan_in)) for weights and bias; `init="keras"`: Keras's defaults.
 """
 
 __all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
 import keras
 
-from kcnn.models import _common
-from kcnn.models.blocks import conv_bn_act, kaiming_fan_out, max_pool
+from kcnn.models import _common, initializers
+from kcnn.models.blocks import conv_bn_act, max_pool
 from kcnn.registry import register
 
 # As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
@@ -57,8 +59,7 @@ def _conv_bn(x, filters, kernel_size, *, strides=1, name, conv, bn, relu=None):
     return conv_bn_act(
         x, filters, kernel_size, strides=strides, padding=kernel_size // 2,
         activation="relu" if relu else None, conv_name=f"{name}_{conv}",
-        bn_name=f"{name}_{bn}", act_name=relu and f"{name}_{relu}",
-        kernel_initializer=kaiming_fan_out())
+        bn_name=f"{name}_{bn}", act_name=relu and f"{name}_{relu}")
 
 
 def _basic_block(x, planes, strides, name):
@@ -104,7 +105,7 @@ _STAGES = {
 
 
 def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
-            classes, classifier_activation, name):
+            classes, classifier_activation, init, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation,
@@ -113,19 +114,18 @@ def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
     block, stage_blocks = _STAGES[depth]
-    x = conv_bn_act(img_input, 64, 7, strides=2, padding=3, conv_name="conv1",
-                    bn_name="bn1", act_name="relu",
-                    kernel_initializer=kaiming_fan_out())
-    x = max_pool(x, 3, 2, padding=1, name="maxpool")
-    for stage, (planes, blocks) in enumerate(zip(_WIDTHS, stage_blocks), start=1):
-        for b in range(blocks):
-            strides = 2 if stage > 1 and b == 0 else 1
-            x = block(x, planes, strides, name=f"layer{stage}_{b}")
-
-    x = _common.pooled_classifier(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, pool_name="avgpool",
-        dense_name="fc")
+    with initializers.scheme("resnet", init, name):
+        x = conv_bn_act(img_input, 64, 7, strides=2, padding=3, conv_name="conv1",
+                        bn_name="bn1", act_name="relu")
+        x = max_pool(x, 3, 2, padding=1, name="maxpool")
+        for stage, (planes, blocks) in enumerate(zip(_WIDTHS, stage_blocks), start=1):
+            for b in range(blocks):
+                strides = 2 if stage > 1 and b == 0 else 1
+                x = block(x, planes, strides, name=f"layer{stage}_{b}")
+        x = _common.pooled_classifier(
+            x, include_top=include_top, pooling=pooling, classes=classes,
+            classifier_activation=classifier_activation, pool_name="avgpool",
+            dense_name="fc")
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
@@ -135,39 +135,41 @@ def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
 @register
 def resnet18(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             name="resnet18"):
+             init="torchvision", name="resnet18"):
     """ResNet-18 v1.5: basic blocks, stages of 2, 2, 2, 2.
 
     11,689,512 parameters with 1000 classes. Input 224x224 RGB; any size from
     32x32. See the module docstring for the layout and the departures from the
-    paper.
+    paper and `init`.
     """
     return _resnet(18, include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape,
                    pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, name=name)
+                   classifier_activation=classifier_activation, init=init,
+                   name=name)
 
 
 @register
 def resnet34(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             name="resnet34"):
+             init="torchvision", name="resnet34"):
     """ResNet-34 v1.5: basic blocks, stages of 3, 4, 6, 3.
 
     21,797,672 parameters with 1000 classes. Input 224x224 RGB; any size from
     32x32. See the module docstring for the layout and the departures from the
-    paper.
+    paper and `init`.
     """
     return _resnet(34, include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape,
                    pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, name=name)
+                   classifier_activation=classifier_activation, init=init,
+                   name=name)
 
 
 @register
 def resnet50(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             name="resnet50"):
+             init="torchvision", name="resnet50"):
     """ResNet-50 v1.5: bottleneck blocks, stages of 3, 4, 6, 3.
 
     25,557,032 parameters with 1000 classes. Input 224x224 RGB; any size from
@@ -177,13 +179,14 @@ def resnet50(include_top=True, weights=None, input_tensor=None, input_shape=None
     return _resnet(50, include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape,
                    pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, name=name)
+                   classifier_activation=classifier_activation, init=init,
+                   name=name)
 
 
 @register
 def resnet101(include_top=True, weights=None, input_tensor=None, input_shape=None,
               pooling=None, classes=1000, classifier_activation="softmax",
-              name="resnet101"):
+              init="torchvision", name="resnet101"):
     """ResNet-101 v1.5: bottleneck blocks, stages of 3, 4, 23, 3.
 
     44,549,160 parameters with 1000 classes. Input 224x224 RGB; any size from
@@ -193,13 +196,14 @@ def resnet101(include_top=True, weights=None, input_tensor=None, input_shape=Non
     return _resnet(101, include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape,
                    pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, name=name)
+                   classifier_activation=classifier_activation, init=init,
+                   name=name)
 
 
 @register
 def resnet152(include_top=True, weights=None, input_tensor=None, input_shape=None,
               pooling=None, classes=1000, classifier_activation="softmax",
-              name="resnet152"):
+              init="torchvision", name="resnet152"):
     """ResNet-152 v1.5: bottleneck blocks, stages of 3, 8, 36, 3.
 
     60,192,808 parameters with 1000 classes. Input 224x224 RGB; any size from
@@ -209,4 +213,5 @@ def resnet152(include_top=True, weights=None, input_tensor=None, input_shape=Non
     return _resnet(152, include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape,
                    pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, name=name)
+                   classifier_activation=classifier_activation, init=init,
+                   name=name)

@@ -4,8 +4,8 @@ __all__ = ["simple_cnn"]
 
 import keras
 
-from kcnn.models import _common
-from kcnn.models.blocks import batch_norm
+from kcnn.models import _common, initializers
+from kcnn.models.blocks import batch_norm, conv2d
 from kcnn.registry import register
 
 _FILTERS = (32, 64, 128)
@@ -15,7 +15,7 @@ _FILTERS = (32, 64, 128)
 def simple_cnn(include_top=True, weights=None, input_tensor=None,
                input_shape=None, pooling=None, classes=10,
                classifier_activation="softmax", dropout=(0.25, 0.5),
-               name="simple_cnn"):
+               init="keras", name="simple_cnn"):
     """The small BatchNorm CNN people train on MNIST.
 
     Three blocks of 3x3 convolution ("same"), batch norm, ReLU and 2x2 max
@@ -27,6 +27,9 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
     Args:
         dropout: the two dropout rates, after the convolutions and after the
             hidden dense layer.
+        init: "keras" (Keras's defaults) or "torchvision" (torch's layer
+            defaults, what the PyTorch version of this network gets:
+            U(+-1/sqrt(fan_in)) for weights and biases).
         Other arguments as in `keras.applications`.
     """
     _common.check_arguments(model_name=name, include_top=include_top,
@@ -38,27 +41,33 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=28, default_channels=1, min_size=8,
         fixed_size_required=include_top)
-    x = img_input
-    for i, filters in enumerate(_FILTERS, start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
-        x = batch_norm(x, f"bn{i}")
-        x = keras.layers.ReLU(name=f"relu{i}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    if include_top:
-        if hwc[0] != 28 or hwc[1] != 28:
-            x = keras.layers.AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
-        x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(256, activation="relu", name="fc1")(x)
-        x = keras.layers.Dropout(dense_dropout, name="dropout2")(x)
-        x = _common.classifier(x, classes, classifier_activation, name="fc2")
-    else:
-        x = _common.global_pool(x, pooling)
+    with initializers.scheme("simple_cnn", init, name):
+        x = _features(img_input)
+        if include_top:
+            if hwc[0] != 28 or hwc[1] != 28:
+                x = keras.layers.AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
+            x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
+            x = keras.layers.Flatten(name="flatten")(x)
+            x = keras.layers.Dense(256, activation="relu", name="fc1",
+                                   **initializers.dense(x.shape[-1], 256))(x)
+            x = keras.layers.Dropout(dense_dropout, name="dropout2")(x)
+            x = _common.classifier(x, classes, classifier_activation, name="fc2")
+        else:
+            x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
         preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]),
         builder="simple_cnn")
+
+
+def _features(x):
+    for i, filters in enumerate(_FILTERS, start=1):
+        x = conv2d(x, filters, 3, padding=1, name=f"conv{i}")
+        x = batch_norm(x, f"bn{i}")
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    return x
 
 
 def _dropout_pair(dropout):

@@ -16,9 +16,10 @@ Where torchvision departs from the paper: an adaptive average pool to 7x7
 before the classifier (the identity at 224x224) instead of the paper's fully
 convolutional evaluation at other scales; the `_bn` variants add batch norm
 (Ioffe and Szegedy, 2015, after the paper; eps 1e-5) after each convolution
-and keep the convolution's bias; no configuration A-LRN. Convolutions are
-initialised as torchvision does (He normal, fan_out); the dense layers keep
-Keras's default.
+and keep the convolution's bias; no configuration A-LRN. `init="torchvision"`
+(the default) draws the weights as torchvision does: convolutions He normal
+(fan_out), dense layers N(0, 0.01), zero biases; `init="keras"`: Keras's
+defaults.
 
 Weight layout note: Keras flattens the 7x7x512 map in (h, w, c) order in both
 data formats (Flatten moves channels last first), torch in (c, h, w) order, so
@@ -33,8 +34,8 @@ __all__ = [
 
 import keras
 
-from kcnn.models import _common
-from kcnn.models.blocks import batch_norm, conv2d, kaiming_fan_out, max_pool
+from kcnn.models import _common, initializers
+from kcnn.models.blocks import batch_norm, conv2d, max_pool
 from kcnn.registry import register
 
 # As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
@@ -55,7 +56,7 @@ _MIN_SIZE = 32
 
 
 def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
-         pooling, classes, classifier_activation, dropout, name):
+         pooling, classes, classifier_activation, dropout, init, name):
     _common.check_arguments(model_name=name, include_top=include_top,
                             weights=weights, pooling=pooling, classes=classes,
                             classifier_activation=classifier_activation,
@@ -64,20 +65,12 @@ def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
     img_input, hwc = _common.build_input(
         model_name=name, input_shape=input_shape, input_tensor=input_tensor,
         default_size=224, min_size=_MIN_SIZE, fixed_size_required=include_top)
-    x = _features(img_input, _CFGS[depth], use_bn)
-    if include_top:
-        # The identity at 224x224; other sizes keep the 25088-wide classifier.
-        x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(4096, name="classifier_0")(x)
-        x = keras.layers.ReLU(name="classifier_1")(x)
-        x = keras.layers.Dropout(dropout, name="classifier_2")(x)
-        x = keras.layers.Dense(4096, name="classifier_3")(x)
-        x = keras.layers.ReLU(name="classifier_4")(x)
-        x = keras.layers.Dropout(dropout, name="classifier_5")(x)
-        x = _common.classifier(x, classes, classifier_activation, name="classifier_6")
-    else:
-        x = _common.global_pool(x, pooling)
+    with initializers.scheme("vgg", init, name):
+        x = _features(img_input, _CFGS[depth], use_bn)
+        if include_top:
+            x = _classifier(x, classes, classifier_activation, dropout)
+        else:
+            x = _common.global_pool(x, pooling)
     return _common.make_model(
         img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
         hwc=hwc, classes=classes, weights=weights, include_top=include_top,
@@ -94,8 +87,7 @@ def _features(x, cfg, use_bn):
             i += 1
             continue
         # torchvision keeps the convolution bias even when batch norm follows.
-        x = conv2d(x, v, 3, padding=1, name=f"features_{i}",
-                   kernel_initializer=kaiming_fan_out())
+        x = conv2d(x, v, 3, padding=1, name=f"features_{i}")
         i += 1
         if use_bn:
             x = batch_norm(x, f"features_{i}")
@@ -105,137 +97,157 @@ def _features(x, cfg, use_bn):
     return x
 
 
+def _classifier(x, classes, classifier_activation, dropout):
+    # The identity at 224x224; other sizes keep the 25088-wide classifier.
+    x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i in (0, 3):
+        x = keras.layers.Dense(4096, name=f"classifier_{i}",
+                               **initializers.dense(x.shape[-1], 4096))(x)
+        x = keras.layers.ReLU(name=f"classifier_{i + 1}")(x)
+        x = keras.layers.Dropout(dropout, name=f"classifier_{i + 2}")(x)
+    return _common.classifier(x, classes, classifier_activation, name="classifier_6")
+
+
 @register
 def vgg11(include_top=True, weights=None, input_tensor=None, input_shape=None,
           pooling=None, classes=1000, classifier_activation="softmax",
-          dropout=0.5, name="vgg11"):
+          dropout=0.5, init="torchvision", name="vgg11"):
     """VGG-11 (configuration A).
 
     8 convolutions and 3 dense layers; 132,863,336 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(11, False, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg11_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             dropout=0.5, name="vgg11_bn"):
+             dropout=0.5, init="torchvision", name="vgg11_bn"):
     """VGG-11 (configuration A) with batch norm after each convolution.
 
     8 convolutions and 3 dense layers; 132,868,840 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(11, True, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg13(include_top=True, weights=None, input_tensor=None, input_shape=None,
           pooling=None, classes=1000, classifier_activation="softmax",
-          dropout=0.5, name="vgg13"):
+          dropout=0.5, init="torchvision", name="vgg13"):
     """VGG-13 (configuration B).
 
     10 convolutions and 3 dense layers; 133,047,848 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(13, False, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg13_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             dropout=0.5, name="vgg13_bn"):
+             dropout=0.5, init="torchvision", name="vgg13_bn"):
     """VGG-13 (configuration B) with batch norm after each convolution.
 
     10 convolutions and 3 dense layers; 133,053,736 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(13, True, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg16(include_top=True, weights=None, input_tensor=None, input_shape=None,
           pooling=None, classes=1000, classifier_activation="softmax",
-          dropout=0.5, name="vgg16"):
+          dropout=0.5, init="torchvision", name="vgg16"):
     """VGG-16 (configuration D).
 
     13 convolutions and 3 dense layers; 138,357,544 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(16, False, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg16_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             dropout=0.5, name="vgg16_bn"):
+             dropout=0.5, init="torchvision", name="vgg16_bn"):
     """VGG-16 (configuration D) with batch norm after each convolution.
 
     13 convolutions and 3 dense layers; 138,365,992 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(16, True, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg19(include_top=True, weights=None, input_tensor=None, input_shape=None,
           pooling=None, classes=1000, classifier_activation="softmax",
-          dropout=0.5, name="vgg19"):
+          dropout=0.5, init="torchvision", name="vgg19"):
     """VGG-19 (configuration E).
 
     16 convolutions and 3 dense layers; 143,667,240 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(19, False, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)
 
 
 @register
 def vgg19_bn(include_top=True, weights=None, input_tensor=None, input_shape=None,
              pooling=None, classes=1000, classifier_activation="softmax",
-             dropout=0.5, name="vgg19_bn"):
+             dropout=0.5, init="torchvision", name="vgg19_bn"):
     """VGG-19 (configuration E) with batch norm after each convolution.
 
     16 convolutions and 3 dense layers; 143,678,248 parameters with 1000
     classes. Input 224x224 RGB (fixed size from 32x32 with the top, any size
-    from 32x32 without). See the module docstring for the layout.
+    from 32x32 without). `init`: "torchvision" (see the module docstring)
+    or "keras". See the module docstring for the layout.
     """
     return _vgg(19, True, include_top=include_top, weights=weights,
                 input_tensor=input_tensor, input_shape=input_shape,
                 pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, dropout=dropout,
-                name=name)
+                init=init, name=name)

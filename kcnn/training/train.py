@@ -28,7 +28,8 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
           validation_data=None, validation_split=0.1, strategy=None, out_dir=None,
           overwrite=False, mixed_precision=None, learning_rate=None, clipnorm=None,
           gradient_accumulation_steps=None, schedule=None, loss=None, label_smoothing=None,
-          class_weight=None, augment=None, callbacks=(), seed=0, verbose="auto"):
+          class_weight=None, augment=None, init=None, callbacks=(), seed=0,
+          verbose="auto"):
     """Train `model` on `data` with a recipe; return the `keras.callbacks.History`.
 
     Args:
@@ -68,6 +69,9 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
             `kcnn.data.Augment` fields ({"rotation": 15, "mixup": 0.2}), the
             same as an option string ("rotation=15 mixup=0.2"), an `Augment`
             to use as it is, or False for none.
+        init: with a model name, the builder's weight initialisation
+            ("keras", "torchvision", AlexNet's "paper"); None: the builder's
+            default.
         callbacks: more Keras callbacks.
         seed: seeds weights, shuffling and augmentation.
 
@@ -108,7 +112,7 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         keras.config.set_dtype_policy(mixed_precision)
     try:
         with placement.scope():
-            model = _model(model, train_source, placement)
+            model = _model(model, train_source, placement, init)
     finally:
         keras.config.set_dtype_policy(previous_policy)  # the policy is for this model only
     with placement.scope():
@@ -211,18 +215,25 @@ def _sources(data, validation_data, validation_split, seed):
     return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
 
 
-def _model(model, source, placement):
+def _model(model, source, placement, init=None):
     if isinstance(model, str):
         builder = registry.get_builder(model)
+        kwargs = {"classes": source.num_classes}
+        if init is not None:
+            kwargs["init"] = init
         image, _ = next(iter(source.dataset.take(1)))
         h, w = int(image.shape[0]), int(image.shape[1])
         if max(h, w) <= SMALL:
             try:
-                return builder(classes=source.num_classes,
-                               input_shape=_shape(h, w, source.channels))
+                return builder(input_shape=_shape(h, w, source.channels), **kwargs)
             except ValueError:
                 pass  # smaller than the family allows: its default size instead
-        return builder(classes=source.num_classes)
+        return builder(**kwargs)
+    if init is not None:
+        raise ValueError(
+            f"init applies to a model built by name; received init={init!r} with "
+            f"the built model {getattr(model, 'name', model)!r}."
+        )
     if not isinstance(model, keras.Model):
         raise ValueError(f"model must be a Keras model or a registered model name; "
                          f"received model={model!r}.")
@@ -371,7 +382,7 @@ def _rates(optimizer, history, steps_per_epoch, points=500):
 
 def add_train_options(parser):
     """Add the training-menu flags to the `kcnn train` parser:
-    --augment, --schedule, --loss, --label-smoothing, --class-weight."""
+    --augment, --schedule, --loss, --label-smoothing, --class-weight, --init."""
     parser.add_argument("--augment", nargs="+", default=None, metavar="OPTION",
                         help=AUGMENT_HELP + "; changes the recipe's augmentation")
     parser.add_argument("--schedule", nargs="+", default=None, metavar="ARG",
@@ -386,6 +397,9 @@ def add_train_options(parser):
                         help="label smoothing for cross-entropy (default: the recipe's)")
     parser.add_argument("--class-weight", default=None, choices=["balanced"],
                         help="'balanced': weight each class by n / (classes * count)")
+    parser.add_argument("--init", default=None,
+                        help="weight initialisation: 'keras', 'torchvision' or, for "
+                        "alexnet, 'paper' (default: the builder's)")
 
 
 def train_options(args):
@@ -398,4 +412,4 @@ def train_options(args):
 
     return {"augment": args.augment, "schedule": named(args.schedule),
             "loss": named(args.loss), "label_smoothing": args.label_smoothing,
-            "class_weight": args.class_weight}
+            "class_weight": args.class_weight, "init": args.init}

@@ -247,11 +247,12 @@ def test_train_options_from_the_command_line():
     add_train_options(parser)
     args = parser.parse_args(["--augment", "rotation=15", "cutmix", "--schedule", "multistep",
                               "milestones=3,6", "gamma=0.5", "--loss", "focal", "gamma=1",
-                              "--label-smoothing", "0.1", "--class-weight", "balanced"])
+                              "--label-smoothing", "0.1", "--class-weight", "balanced",
+                              "--init", "torchvision"])
     options = train_options(args)
     assert options == {"augment": ["rotation=15", "cutmix"],
                        "schedule": {"name": "multistep", "milestones": (3, 6), "gamma": 0.5},
                        "loss": {"name": "focal", "gamma": 1}, "label_smoothing": 0.1,
-                       "class_weight": "balanced"}
+                       "class_weight": "balanced", "init": "torchvision"}
     plain = train_options(parser.parse_args(["--schedule", "cosine"]))
     assert plain["schedule"] == "cosine" and plain["augment"] is None

@@ -229,7 +229,7 @@ def test_paper_layout_keras_file_round_trip(tmp_path):
 def test_bad_family_arguments_are_refused():
     cases = [
         (dict(variant="caffe"), r"variant must be one of 'torchvision', 'paper'.*'caffe'"),
-        (dict(init="he"), r"init must be one of 'keras', 'paper'.*'he'"),
+        (dict(init="he"), r"init must be one of 'keras', 'torchvision', 'paper'.*'he'"),
         (dict(init="paper"), r"init='paper'.*variant='torchvision'"),
         (dict(groups=2), r"groups applies to variant='paper' only.*groups=2"),
         (dict(variant="paper", groups=3), r"groups must be one of 1, 2, 4.*groups=3"),

@@ -1,0 +1,140 @@
+"""The builders' `init=` argument: how a new model's weights are drawn.
+
+- "keras": Keras's defaults, Glorot uniform kernels and zero biases.
+- "torchvision": what torchvision's source does for the family (its
+  `_initialize_weights` or the loop at the end of its `__init__`), which
+  differs by family; where torchvision sets nothing, torch's layer defaults.
+- "paper": AlexNet's own (`kcnn.models.alexnet`), not in this table.
+
+Batch norm is scale 1, offset 0 under every scheme (Keras and torch agree).
+
+torchvision's rules, in torch's terms (a convolution's weight is
+(out, in / groups, kh, kw): fan_in = in / groups * kh * kw, fan_out =
+out * kh * kw; a depthwise one is (C, 1, kh, kw): fan_in = kh * kw,
+fan_out = C * kh * kw; a Linear's fan_in is in_features):
+
+| family       | convolution kernel       | its bias | dense kernel          | its bias |
+|--------------|--------------------------|----------|-----------------------|----------|
+| alexnet      | torch default            | torch    | torch default         | torch    |
+| vgg          | He normal, fan_out       | 0        | N(0, 0.01)            | 0        |
+| resnet       | He normal, fan_out       | (none)   | torch default         | torch    |
+| densenet     | He normal, fan_in        | (none)   | torch default         | 0        |
+| googlenet    | N(0, 0.01) (1)           | (none)   | N(0, 0.01) (1)        | torch    |
+| mobilenet_v2 | He normal, fan_out       | 0        | N(0, 0.01)            | 0        |
+| efficientnet | He normal, fan_out       | 0        | U(+-1/sqrt(fan_out))  | 0        |
+| lenet5, simple_cnn (no torchvision model) | torch default | torch | torch default | torch |
+
+"torch default" is `kaiming_uniform_(a=sqrt(5))`, U(+-1/sqrt(fan_in)); a
+torch bias is U(+-1/sqrt(fan_in)) of its layer's fan_in. He normal is
+N(0, sqrt(2 / fan)). (1) torchvision's `trunc_normal_(std=0.01, a=-2, b=2)`
+cuts at +-2 absolute, 200 standard deviations: a plain normal.
+
+Each initializer is a Keras built-in with the numbers computed from torch's
+fans, so a saved model's config says exactly what was drawn (and the
+depthwise fans, which Keras counts differently from torch, are right).
+"""
+
+import contextlib
+import contextvars
+import math
+
+import keras
+
+INITS = ("keras", "torchvision")
+
+# Kernel rules: std or bound from torch's (fan_in, fan_out).
+_KERNEL = {
+    "torch": lambda fan_in, fan_out: _uniform(1.0 / math.sqrt(fan_in)),
+    "he_fan_out": lambda fan_in, fan_out: _normal(math.sqrt(2.0 / fan_out)),
+    "he_fan_in": lambda fan_in, fan_out: _normal(math.sqrt(2.0 / fan_in)),
+    "normal_0.01": lambda fan_in, fan_out: _normal(0.01),
+    "uniform_fan_out": lambda fan_in, fan_out: _uniform(1.0 / math.sqrt(fan_out)),
+}
+_BIAS = {
+    "torch": lambda fan_in: _uniform(1.0 / math.sqrt(fan_in)),
+    "zeros": lambda fan_in: "zeros",
+}
+
+# family: (conv kernel, conv bias, dense kernel, dense bias), as the table above.
+_TORCH_DEFAULTS = ("torch", "torch", "torch", "torch")
+TORCHVISION = {
+    "alexnet": _TORCH_DEFAULTS,
+    "vgg": ("he_fan_out", "zeros", "normal_0.01", "zeros"),
+    "resnet": ("he_fan_out", "zeros", "torch", "torch"),
+    "densenet": ("he_fan_in", "zeros", "torch", "zeros"),
+    "googlenet": ("normal_0.01", "zeros", "normal_0.01", "torch"),
+    "mobilenet_v2": ("he_fan_out", "zeros", "normal_0.01", "zeros"),
+    "efficientnet": ("he_fan_out", "zeros", "uniform_fan_out", "zeros"),
+    "lenet5": _TORCH_DEFAULTS,
+    "simple_cnn": _TORCH_DEFAULTS,
+}
+
+# A family's own schemes. AlexNet's paper (Section 5): every weight from
+# N(0, 0.01), biases 0; alexnet.py sets the biases of 1 by layer name.
+OWN = {"alexnet": {"paper": ("normal_0.01", "zeros", "normal_0.01", "zeros")}}
+
+_SCHEME = contextvars.ContextVar("kcnn_init_scheme", default=None)
+
+
+def _normal(std):
+    return keras.initializers.RandomNormal(0.0, std)
+
+
+def _uniform(bound):
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def check(init, model_name, allowed=INITS):
+    """A ValueError naming `init` and the allowed values, unless `init` is one."""
+    if init not in allowed:
+        raise ValueError(
+            f"init must be one of {', '.join(map(repr, allowed))} for {model_name}; "
+            f"received init={init!r}."
+        )
+
+
+@contextlib.contextmanager
+def scheme(family, init, model_name):
+    """Build the layers created inside with `init`'s initializers for `family`.
+
+    The helpers `conv`, `depthwise` and `dense` read it; outside any scheme
+    they give Keras's defaults.
+    """
+    own = OWN.get(family, {})
+    check(init, model_name, INITS + tuple(own))
+    rules = own[init] if init in own else TORCHVISION[family]
+    token = _SCHEME.set(None if init == "keras" else rules)
+    try:
+        yield
+    finally:
+        _SCHEME.reset(token)
+
+
+def conv(in_channels, filters, kernel_size, groups=1):
+    """`kernel_initializer` and `bias_initializer` of a Conv2D (square kernel)."""
+    receptive = kernel_size * kernel_size
+    return _initializers(0, 1, fan_in=in_channels // groups * receptive,
+                         fan_out=filters * receptive)
+
+
+def depthwise(channels, kernel_size):
+    """`depthwise_initializer` and `bias_initializer` of a DepthwiseConv2D."""
+    receptive = kernel_size * kernel_size
+    found = _initializers(0, 1, fan_in=receptive, fan_out=channels * receptive)
+    return {"depthwise_initializer": found.pop("kernel_initializer"), **found}
+
+
+def dense(in_features, units):
+    """`kernel_initializer` and `bias_initializer` of a Dense layer."""
+    return _initializers(2, 3, fan_in=in_features, fan_out=units)
+
+
+def _initializers(kernel_role, bias_role, *, fan_in, fan_out):
+    rules = _SCHEME.get()
+    if rules is None:
+        return {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+    # New instances per layer, so that equal-shaped layers get different draws.
+    return {
+        "kernel_initializer": _KERNEL[rules[kernel_role]](fan_in, fan_out),
+        "bias_initializer": _BIAS[rules[bias_role]](fan_in),
+    }
