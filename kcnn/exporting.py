@@ -144,7 +144,7 @@ def _write_saved_model(model, out, *, top_k, verbose):
     import tensorflow as tf
 
     from kcnn.data import augment as ops
-    from kcnn.data.pipeline import _check_preprocessing, _resize
+    from kcnn.data.pipeline import check_preprocessing, eval_image
     from kcnn.models._common import ends_in_softmax
 
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -156,8 +156,8 @@ def _write_saved_model(model, out, *, top_k, verbose):
         raise ValueError(f"model {model.name!r} has no kcnn metadata record (the "
                          "preprocessing the serving signatures need); build it with a "
                          "kcnn builder or train it with kcnn.train.")
-    record, channels = _check_preprocessing(metadata["preprocessing"],
-                                            metadata.get("channels"))
+    record, channels = check_preprocessing(metadata["preprocessing"],
+                                           metadata.get("channels"))
     height, width = record["crop"]
     channels_first = _data_format(model) == "channels_first"
     input_shape = tuple(model.inputs[0].shape)
@@ -183,9 +183,7 @@ def _write_saved_model(model, out, *, top_k, verbose):
 
     def prepare(image):
         """One uint8 (h, w, c) image to the model's crop, as kcnn.predict does."""
-        image = _resize(image, record)
-        image = ops.center_crop(image, (height, width))
-        return ops.to_channels(image, channels)
+        return eval_image(image, record, channels)
 
     crop_spec = tf.TensorSpec([height, width, channels], tf.uint8)
 

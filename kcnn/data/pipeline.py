@@ -89,7 +89,7 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
         raise ValueError(f"seed must be an integer; received seed={seed!r}.")
     _check_batch_size(batch_size)
     records, decode, skip_errors, suggested, source_classes = _unpack(data)
-    record, channels = _check_preprocessing(preprocessing, channels)
+    record, channels = check_preprocessing(preprocessing, channels)
     rgb_only = augment.rgb_only()
     if rgb_only and channels != 3:
         settings = ", ".join(f"{name}={getattr(augment, name)!r}" for name in rgb_only)
@@ -172,18 +172,18 @@ def eval_pipeline(data, preprocessing, *, batch_size, ten_crop=False, cache=Fals
     """
     _check_batch_size(batch_size)
     records, decode, skip_errors, _, source_classes = _unpack(data)
-    record, channels = _check_preprocessing(preprocessing, channels)
+    record, channels = check_preprocessing(preprocessing, channels)
     num_classes = _check_labels(one_hot, num_classes, source_classes)
     _check_cache(cache)
 
     def prepare(*record_parts):
         image, label = decode(*record_parts)
-        image = _resize(image, record)
         if ten_crop:
-            image = ops.ten_crop(image, record["crop"])
+            image = ops.to_channels(ops.ten_crop(_resize(image, record), record["crop"]),
+                                    channels)
         else:
-            image = ops.center_crop(image, record["crop"])
-        return {"image": ops.to_channels(image, channels), "label": tf.cast(label, tf.int64)}
+            image = eval_image(image, record, channels)
+        return {"image": image, "label": tf.cast(label, tf.int64)}
 
     ds = records.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if skip_errors:
@@ -302,7 +302,7 @@ def preview(data, path, *, augment=Augment(), preprocessing=None, n=16, seed=0,
         preprocessing = {"crop": tuple(int(v) for v in image.shape[:2]), "resize": None,
                          "mean": [0.0], "std": [1.0], "scale": 1.0 / 255.0}
         channels = channels or int(image.shape[-1])
-    record, channels = _check_preprocessing(preprocessing, channels)
+    record, channels = check_preprocessing(preprocessing, channels)
     # The labels are not shown; a plain dataset's may not say how many classes.
     ds = train_pipeline(data, record, batch_size=n, augment=augment, seed=seed,
                         drop_remainder=False, one_hot=augment.mixes, channels=channels,
@@ -424,8 +424,12 @@ def _check_labels(one_hot, num_classes, source_classes):
     return num_classes
 
 
-def _check_preprocessing(preprocessing, channels):
-    """The record with crop as (h, w) and mean/std per channel; the channel count."""
+def check_preprocessing(preprocessing, channels=None):
+    """A model's preprocessing record, checked: `(record, channels)`.
+
+    The record comes back with crop as (h, w) and mean/std per channel;
+    `channels` None takes the record's. A ValueError names what is wrong.
+    """
     if not isinstance(preprocessing, dict) or "crop" not in preprocessing:
         raise ValueError(
             "preprocessing must be a model's preprocessing record (a dict with crop, "
@@ -467,6 +471,17 @@ def _check_preprocessing(preprocessing, channels):
                   mean=[float(m) for m in mean] * (channels // len(mean)),
                   std=[float(s) for s in std] * (channels // len(std)))
     return record, channels
+
+
+def eval_image(image, record, channels):
+    """One decoded uint8 (h, w, c) image as evaluation and serving see it.
+
+    Resized (the shorter side to the record's `resize`, or straight to its
+    crop), center-cropped to the crop and given `channels`; still uint8.
+    `record` and `channels` as `check_preprocessing` returns them.
+    """
+    image = ops.center_crop(_resize(image, record), record["crop"])
+    return ops.to_channels(image, channels)
 
 
 def _resize(image, record):
