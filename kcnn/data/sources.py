@@ -169,6 +169,10 @@ def load(source, split="train", *, channels=None, validation_split=None, seed=0,
                       data_dir, download, manual_dir, shuffle_files)
 
 
+class OwnValidationSplitError(ValueError):
+    """`validation_split` was given for a source with a validation split of its own."""
+
+
 def _check_split(split, available, source):
     if split not in available:
         raise ValueError(f"split={split!r} is not available for source={source!r}; "
@@ -200,7 +204,7 @@ def _select(split, splits, validation_split, seed, source):
     """
     if validation_split is not None:
         if "validation" in splits:
-            raise ValueError(f"source={source!r} has a validation split of its own; "
+            raise OwnValidationSplitError(f"source={source!r} has a validation split of its own; "
                              f"validation_split={validation_split!r} is for sources "
                              "without one.")
         items, labels = splits["train"]
@@ -465,7 +469,7 @@ def _load_tfds(name, split, channels, validation_split, seed, data_dir, download
     splits = info.splits  # empty until the dataset is prepared (or when mocked)
     if validation_split is not None:
         if "validation" in splits:
-            raise ValueError(f"source={name!r} has a validation split of its own; "
+            raise OwnValidationSplitError(f"source={name!r} has a validation split of its own; "
                              f"validation_split={validation_split!r} is for sources "
                              "without one.")
         if "train" not in splits:

@@ -16,6 +16,7 @@ from kcnn import losses, registry, schedules
 from kcnn.data import Source, eval_pipeline, load, mean_std, train_pipeline
 from kcnn.data import augment as augment_ops
 from kcnn.data.pipeline import AUGMENT_HELP, class_counts
+from kcnn.data.sources import OwnValidationSplitError
 from kcnn.models._common import ends_in_softmax
 from kcnn.training import distribute
 from kcnn.training.recipes import get_recipe
@@ -40,8 +41,10 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         epochs, batch_size: default to the recipe's. `batch_size` is global:
             under a strategy, each replica gets `batch_size / replicas`.
         recipe: "default", "alexnet2012" or a `kcnn.training.Recipe`.
-        validation_data: like `data`; default: `validation_split` of `data`
-            held out (stratified, seeded), or none when `data` is a `Source`.
+        validation_data: like `data`; default: the validation split of `data`
+            when it has one (an image folder's `val/`, a tfds "validation"
+            split), else `validation_split` of it held out (stratified,
+            seeded; 0 or None: no validation), or none when `data` is a `Source`.
         strategy: None, "mirrored" or a `tf.distribute.Strategy` (TensorFlow),
             "data_parallel" (JAX, `keras.distribution.DataParallel`).
         out_dir: where the logs (CSV, TensorBoard), the best and final models,
@@ -212,7 +215,10 @@ def _sources(data, validation_data, validation_split, seed):
     if not validation_split:
         return load(data, split="train"), None
     kwargs = dict(validation_split=validation_split, seed=seed)
-    return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
+    try:
+        return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
+    except OwnValidationSplitError:  # a folder with val/, a tfds set with "validation"
+        return load(data, split="train"), load(data, split="validation")
 
 
 def _model(model, source, placement, init=None):

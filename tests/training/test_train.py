@@ -133,3 +133,17 @@ def test_recipe_colour_noise_is_only_for_rgb_models():
     assert recipe.augmentation(small_grayscale=False).pca_lighting == 0.1
     gray = recipe.augmentation(small_grayscale=False, channels=1)
     assert gray.pca_lighting == 0 and gray.crop and gray.flip
+
+
+def test_a_folder_with_its_own_val_split_validates_on_it(tmp_path):
+    """An ImageNet-style tree (train/, val/) is trained with its own validation split,
+    not refused because of the default validation_split."""
+    from tests.data import make_image_folder
+
+    make_image_folder(str(tmp_path / "train"), per_class=4, corrupt=False)
+    make_image_folder(str(tmp_path / "val"), per_class=2, corrupt=False)
+    history = kcnn.train("simple_cnn", str(tmp_path), epochs=1, batch_size=4, verbose=0)
+    assert "val_loss" in history.history
+    assert history.model.metadata["class_names"] == ["cats", "dogs", "fish"]
+    with pytest.raises(ValueError, match="has a validation split of its own"):
+        kcnn.data.load(str(tmp_path), validation_split=0.2)
