@@ -11,6 +11,7 @@ torch backend), so converting a state dict is a mapping of names.
 
 import keras
 
+from kcnn.layers.normalization import BatchNormalization
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
 from kcnn.models._common import channel_axis
@@ -48,7 +49,8 @@ def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
 
 
 def batch_norm(x, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
-    return keras.layers.BatchNormalization(
+    """torch's `BatchNorm2d(eps, momentum=0.1)`; TensorFlow's fused kernel in inference."""
+    return BatchNormalization(
         axis=channel_axis(), epsilon=epsilon, momentum=momentum, name=name
     )(x)
 
