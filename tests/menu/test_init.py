@@ -107,8 +107,11 @@ def test_torchvision_init_follows_the_familys_formula(builder):
     model = getattr(kcnn.models, builder)(init="torchvision", **BUILD[builder])
     conv_rule, conv_bias, dense_rule, dense_bias = TORCHVISION[builder]
     large = 0
+    seen = set()
     for layer, kernel, bias in _weighted(model):
         label = f"{builder}/{layer.name} {kernel.shape}"
+        assert kernel.tobytes() not in seen, f"{label}: the same draw as another layer"
+        seen.add(kernel.tobytes())
         fan_in, fan_out = _torch_fans(layer, kernel)
         rule, bias_rule = ((dense_rule, dense_bias) if isinstance(layer, keras.layers.Dense)
                            else (conv_rule, conv_bias))
