@@ -1,6 +1,9 @@
-"""Max pooling with torch's padding and ceil-mode semantics."""
+"""Pooling with torch's semantics: max pooling with its padding and ceil mode,
+adaptive average pooling at every input size."""
 
-__all__ = ["TorchMaxPooling2D"]
+__all__ = ["AdaptiveAveragePooling2D", "TorchMaxPooling2D"]
+
+import numpy as np
 
 import keras
 from keras import ops
@@ -120,3 +123,50 @@ def _pair(value, name, *, minimum):
             f"received {name}={value!r}."
         )
     return pair
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class AdaptiveAveragePooling2D(keras.layers.AdaptiveAveragePooling2D):
+    """`torch.nn.AdaptiveAvgPool2d(output_size)` for every input size.
+
+    Keras's layer with the same arguments and outputs, except that it also works
+    where the input is smaller than the output (a 1x1 map pooled "up" to 6x6, as
+    AlexNet's head does at small inputs): Keras's TensorFlow implementation
+    fails there inside a `tf.function` ("negative dimension"). Output bin i of
+    a side of n inputs into m outputs averages inputs floor(i n / m) up to
+    ceil((i + 1) n / m), as torch does; the layer applies that as one (m, n)
+    averaging matrix per side, so it is the same on every backend, and passes
+    the input through unchanged where n == m. Needs a known height and width
+    (so does Keras's on TensorFlow).
+    """
+
+    def build(self, input_shape):
+        first = 1 if self.data_format == "channels_last" else 2
+        sizes = input_shape[first:first + 2]
+        if None in sizes:
+            raise ValueError(
+                f"{self.name} needs a known input height and width (it averages "
+                f"into {self.output_size}); received input shape {tuple(input_shape)}."
+            )
+        self._identity = tuple(sizes) == tuple(self.output_size)
+        self._matrices = [_bin_matrix(n, m) for n, m in zip(sizes, self.output_size)]
+        super().build(input_shape)
+
+    def call(self, inputs):
+        if self._identity:
+            return inputs
+        rows, cols = (ops.convert_to_tensor(m, dtype=inputs.dtype) for m in self._matrices)
+        if self.data_format == "channels_last":
+            x = ops.einsum("bhwc,oh->bowc", inputs, rows)
+            return ops.einsum("bowc,pw->bopc", x, cols)
+        x = ops.einsum("bchw,oh->bcow", inputs, rows)
+        return ops.einsum("bcow,pw->bcop", x, cols)
+
+
+def _bin_matrix(size, out):
+    """(out, size): row i averages torch's adaptive bin i of `size` inputs."""
+    matrix = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start, end = i * size // out, -(-(i + 1) * size // out)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix

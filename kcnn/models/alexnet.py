@@ -23,7 +23,7 @@ __all__ = ["alexnet"]
 
 import keras
 
-from kcnn.layers import GroupedConv2D, LocalResponseNormalization
+from kcnn.layers import AdaptiveAveragePooling2D, GroupedConv2D, LocalResponseNormalization
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import conv2d, max_pool
 from kcnn.registry import register
@@ -140,7 +140,7 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
         else:
             x = _paper_features(img_input, groups, init)
         if include_top:
-            x = keras.layers.AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
+            x = AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
             x = keras.layers.Flatten(name="flatten")(x)
             head = _torchvision_head if variant == "torchvision" else _paper_head
             x = head(x, classes, classifier_activation, dropout, init)

@@ -35,7 +35,7 @@ __all__ = ["googlenet"]
 import keras
 from keras import ops
 
-from kcnn.layers.pooling import TorchMaxPooling2D
+from kcnn.layers.pooling import AdaptiveAveragePooling2D, TorchMaxPooling2D
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import conv_bn_act
 from kcnn.registry import register
@@ -216,7 +216,7 @@ def _inception(x, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, *, name):
 
 def _inception_aux(x, classes, classifier_activation, dropout, *, name):
     """torchvision's InceptionAux: 4x4 pool, 1x1 conv 128, fc 1024, fc classes."""
-    x = keras.layers.AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
+    x = AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
     x = _basic_conv(x, 128, 1, name=f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
     x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc1",

@@ -4,6 +4,7 @@ __all__ = ["lenet5"]
 
 import keras
 
+from kcnn.layers import AdaptiveAveragePooling2D
 from kcnn.models import _common, initializers
 from kcnn.registry import register
 
@@ -46,7 +47,7 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
         x = keras.layers.AveragePooling2D(2, name="pool2")(x)
         if include_top:
             if (h, w) not in ((28, 28), (32, 32)):
-                x = keras.layers.AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
+                x = AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
             x = keras.layers.Flatten(name="flatten")(x)
             for units, layer in ((120, "fc1"), (84, "fc2")):
                 x = keras.layers.Dense(units, activation="tanh", name=layer,

@@ -4,6 +4,7 @@ __all__ = ["simple_cnn"]
 
 import keras
 
+from kcnn.layers import AdaptiveAveragePooling2D
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import batch_norm, conv2d
 from kcnn.registry import register
@@ -45,7 +46,7 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
         x = _features(img_input)
         if include_top:
             if hwc[0] != 28 or hwc[1] != 28:
-                x = keras.layers.AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
+                x = AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
             x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
             x = keras.layers.Flatten(name="flatten")(x)
             x = keras.layers.Dense(256, activation="relu", name="fc1",

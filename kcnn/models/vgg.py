@@ -34,6 +34,7 @@ __all__ = [
 
 import keras
 
+from kcnn.layers import AdaptiveAveragePooling2D
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import batch_norm, conv2d, max_pool
 from kcnn.registry import register
@@ -99,7 +100,7 @@ def _features(x, cfg, use_bn):
 
 def _classifier(x, classes, classifier_activation, dropout):
     # The identity at 224x224; other sizes keep the 25088-wide classifier.
-    x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
+    x = AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i in (0, 3):
         x = keras.layers.Dense(4096, name=f"classifier_{i}",

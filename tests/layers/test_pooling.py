@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras.src import testing
 
-from kcnn.layers import TorchMaxPooling2D
+from kcnn.layers import AdaptiveAveragePooling2D, TorchMaxPooling2D
 
 
 def torch_max_pool_reference(x, k, s, p, ceil_mode):
@@ -128,3 +128,48 @@ class TorchMaxPooling2DLayerTest(testing.TestCase):
             expected_num_non_trainable_weights=0,
             supports_masking=False,
         )
+
+
+# AdaptiveAveragePooling2D: torch's bins at every size, inside compiled functions too.
+
+ADAPTIVE_CASES = [((1, 1), (6, 6)), ((2, 3), (6, 6)), ((5, 5), (7, 7)), ((13, 9), (6, 6)),
+                  ((7, 7), (7, 7)), ((4, 4), (3, 5))]
+
+
+@pytest.mark.parametrize("size, out", ADAPTIVE_CASES)
+def test_adaptive_average_pool_equals_torch_in_a_compiled_model(size, out):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
+    inputs = keras.Input((*size, 3))
+    model = keras.Model(inputs, AdaptiveAveragePooling2D(out, data_format="channels_last")(inputs))
+    expected = torch.nn.functional.adaptive_avg_pool2d(
+        torch.from_numpy(x.transpose(0, 3, 1, 2)), out).numpy().transpose(0, 2, 3, 1)
+    got = model.predict(x, verbose=0)  # compiled: tf.function, jax.jit
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    cf = AdaptiveAveragePooling2D(out, data_format="channels_first")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(cf(x.transpose(0, 3, 1, 2))),
+                               expected.transpose(0, 3, 1, 2), rtol=1e-6, atol=1e-6)
+
+
+def test_adaptive_average_pool_is_keras_layer_and_serializes():
+    layer = AdaptiveAveragePooling2D((6, 6), name="avgpool")
+    assert isinstance(layer, keras.layers.AdaptiveAveragePooling2D)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is AdaptiveAveragePooling2D and restored.output_size == (6, 6)
+    with pytest.raises(ValueError, match="needs a known input height and width"):
+        AdaptiveAveragePooling2D(6).build((None, None, None, 3))
+
+
+@pytest.mark.parametrize("builder, kwargs, shape", [
+    ("alexnet", {}, (63, 63, 3)),                       # a 1x1 map pooled up to 6x6
+    ("alexnet", {"variant": "paper", "groups": 1}, (67, 67, 3)),
+    ("simple_cnn", {}, (8, 8, 1)),                      # 1x1 up to 3x3
+])
+def test_heads_work_at_the_smallest_inputs_when_compiled(builder, kwargs, shape):
+    import kcnn
+
+    model = getattr(kcnn.models, builder)(input_shape=shape, classes=4, **kwargs)
+    x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, np.array([0, 1]))
