@@ -40,6 +40,8 @@ import tempfile
 import keras
 import numpy as np
 
+from kcnn import checks
+
 FORMATS = ("saved_model", "onnx", "keras")
 
 
@@ -61,8 +63,7 @@ def export(model, path, format="saved_model", *, overwrite=False, top_k=5, verbo
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; received format={format!r}.")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer; received top_k={top_k!r}.")
+    checks.positive_int("top_k", top_k)
     path = os.path.abspath(os.fspath(path))
     if format == "keras" and not path.endswith(".keras"):
         raise ValueError(f"path must end in '.keras' for format='keras'; received {path!r}.")

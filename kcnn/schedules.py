@@ -39,6 +39,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kcnn import checks
+
 NAMES = ("step", "multistep", "exponential", "cosine", "onecycle", "plateau")
 
 
@@ -91,11 +93,11 @@ def create(name, **kwargs):
         raise ValueError(f"Schedule {name!r} takes no argument {unknown[0]}="
                          f"{kwargs[unknown[0]]!r}; it takes "
                          f"{', '.join(sorted(set(allowed) | common))}.")
-    learning_rate = _positive_float("learning_rate", kwargs.pop("learning_rate", 0.1))
-    steps_per_epoch = _positive_int("steps_per_epoch", kwargs.pop("steps_per_epoch", 1))
+    learning_rate = checks.positive_number("learning_rate", kwargs.pop("learning_rate", 0.1))
+    steps_per_epoch = checks.positive_int("steps_per_epoch", kwargs.pop("steps_per_epoch", 1))
     epochs = kwargs.pop("epochs", None)
     if epochs is not None:
-        epochs = _positive_int("epochs", epochs)
+        epochs = checks.positive_int("epochs", epochs)
     return factory(learning_rate, steps_per_epoch, epochs, **kwargs)
 
 
@@ -104,10 +106,10 @@ def create(name, **kwargs):
 
 
 def _step(learning_rate, steps_per_epoch, epochs, step_size=None, gamma=0.1):
-    step_size = _positive_int("step_size", step_size)
+    step_size = checks.positive_int("step_size", step_size)
     return keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps=step_size * steps_per_epoch,
-        decay_rate=_positive_float("gamma", gamma), staircase=True)
+        decay_rate=checks.positive_number("gamma", gamma), staircase=True)
 
 
 def _multistep(learning_rate, steps_per_epoch, epochs, milestones=None, gamma=0.1):
@@ -116,7 +118,7 @@ def _multistep(learning_rate, steps_per_epoch, epochs, milestones=None, gamma=0.
             or list(milestones) != sorted(set(milestones))):
         raise ValueError(f"milestones must be a non-empty list of increasing positive "
                          f"integers (epochs); received milestones={milestones!r}.")
-    gamma = _positive_float("gamma", gamma)
+    gamma = checks.positive_number("gamma", gamma)
     # PiecewiseConstantDecay moves to the next value after a boundary step;
     # torch's rate has changed at the milestone's first step.
     return keras.optimizers.schedules.PiecewiseConstantDecay(
@@ -127,15 +129,15 @@ def _multistep(learning_rate, steps_per_epoch, epochs, milestones=None, gamma=0.
 def _exponential(learning_rate, steps_per_epoch, epochs, gamma=None):
     return keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps=steps_per_epoch,
-        decay_rate=_positive_float("gamma", gamma), staircase=True)
+        decay_rate=checks.positive_number("gamma", gamma), staircase=True)
 
 
 def _cosine(learning_rate, steps_per_epoch, epochs, t_max=None, eta_min=0.0,
             warmup_epochs=0, warmup_start_factor=1.0 / 3.0):
-    warmup_epochs = _int_at_least("warmup_epochs", warmup_epochs, 0)
+    warmup_epochs = checks.int_at_least("warmup_epochs", warmup_epochs, 0)
     if t_max is None and epochs is not None:
         t_max = max(epochs - warmup_epochs, 1)
-    t_max = _positive_int("t_max", t_max)
+    t_max = checks.positive_int("t_max", t_max)
     if not isinstance(eta_min, (int, float)) or not 0 <= eta_min <= learning_rate:
         raise ValueError(f"eta_min must be a rate in [0, learning_rate={learning_rate}]; "
                          f"received eta_min={eta_min!r}.")
@@ -199,7 +201,7 @@ class PerEpoch(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, schedule, steps_per_epoch):
         super().__init__()
         self.schedule = schedule
-        self.steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
+        self.steps_per_epoch = checks.positive_int("steps_per_epoch", steps_per_epoch)
 
     def __call__(self, step):
         epoch = ops.floor_divide(ops.convert_to_tensor(step), self.steps_per_epoch)
@@ -236,8 +238,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, max_lr, total_steps, pct_start=0.3, anneal_strategy="cos",
                  div_factor=25.0, final_div_factor=1e4, three_phase=False):
         super().__init__()
-        self.max_lr = _positive_float("max_lr", max_lr)
-        self.total_steps = _positive_int("total_steps", total_steps)
+        self.max_lr = checks.positive_number("max_lr", max_lr)
+        self.total_steps = checks.positive_int("total_steps", total_steps)
         if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) \
                 or not 0 < pct_start < 1:
             raise ValueError(f"pct_start must be a fraction in (0, 1); received "
@@ -247,8 +249,8 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
                              f"anneal_strategy={anneal_strategy!r}.")
         self.pct_start = float(pct_start)
         self.anneal_strategy = anneal_strategy
-        self.div_factor = _positive_float("div_factor", div_factor)
-        self.final_div_factor = _positive_float("final_div_factor", final_div_factor)
+        self.div_factor = checks.positive_number("div_factor", div_factor)
+        self.final_div_factor = checks.positive_number("final_div_factor", final_div_factor)
         self.three_phase = bool(three_phase)
         ends = [e for e, _, _ in self.phases()]
         if min(b - a for a, b in zip([0.0] + ends[:-1], ends)) <= 0:
@@ -318,8 +320,8 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
                 or not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1); received factor={factor!r}.")
-        patience = _int_at_least("patience", patience, 0)
-        cooldown = _int_at_least("cooldown", cooldown, 0)
+        patience = checks.int_at_least("patience", patience, 0)
+        cooldown = checks.int_at_least("cooldown", cooldown, 0)
         for key, value in (("threshold", threshold), ("min_lr", min_lr), ("eps", eps)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{key} must be a number >= 0; received {key}={value!r}.")
@@ -329,7 +331,7 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         self.threshold_mode = threshold_mode
         self.eps = float(eps)
         self.learning_rate = (None if learning_rate is None
-                              else _positive_float("learning_rate", learning_rate))
+                              else checks.positive_number("learning_rate", learning_rate))
 
     def _is_better(self, current):
         if self.best is None:
@@ -379,24 +381,3 @@ def rates(schedule, steps):
 
         fn = jax.jit(schedule.__call__)
     return np.array([float(ops.convert_to_numpy(fn(np.int32(s)))) for s in steps])
-
-
-# ----------------------------------------------------------------------------
-
-
-def _positive_int(name, value):
-    return _int_at_least(name, value, 1)
-
-
-def _int_at_least(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        what = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {what}; received {name}={value!r}.")
-    return int(value)
-
-
-def _positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive number; received {name}={value!r}.")
-    return float(value)

@@ -13,7 +13,7 @@ from kcnn.data import augment
 from kcnn.data.augment import Augment
 from kcnn.data.digits import load_digits
 from kcnn.data.pipeline import class_counts, eval_pipeline, mean_std, preview, train_pipeline
-from kcnn.data.sources import Source, load
+from kcnn.data.sources import Source, load, load_with_validation
 
 __all__ = ["Augment", "Source", "augment", "class_counts", "eval_pipeline", "load",
-           "load_digits", "mean_std", "preview", "train_pipeline"]
+           "load_with_validation", "load_digits", "mean_std", "preview", "train_pipeline"]

@@ -37,6 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kcnn import checks
 from kcnn.data import augment as ops
 from kcnn.data.augment import Augment
 from kcnn.data.sources import DEFAULT_SHUFFLE_BUFFER, Source
@@ -102,10 +103,8 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
     weights = _class_weight_vector(class_weight, num_classes or source_classes)
     if shuffle_buffer is None:
         shuffle_buffer = suggested or DEFAULT_SHUFFLE_BUFFER
-    elif isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) \
-            or shuffle_buffer < 1:
-        raise ValueError(f"shuffle_buffer must be a positive integer or None; received "
-                         f"shuffle_buffer={shuffle_buffer!r}.")
+    else:
+        checks.positive_int("shuffle_buffer", shuffle_buffer)
     _check_cache(cache)
 
     def prepare(*record_parts):
@@ -206,10 +205,7 @@ def mean_std(data, *, max_examples=None):
     """
     records, decode, skip_errors, suggested, _ = _unpack(data)
     if max_examples is not None:
-        if isinstance(max_examples, bool) or not isinstance(max_examples, int) \
-                or max_examples < 1:
-            raise ValueError(f"max_examples must be a positive integer or None; "
-                             f"received max_examples={max_examples!r}.")
+        checks.positive_int("max_examples", max_examples, optional=True)
         records = records.shuffle(suggested or DEFAULT_SHUFFLE_BUFFER, seed=0)
         records = records.take(max_examples)
     ds = records.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
@@ -289,8 +285,7 @@ def preview(data, path, *, augment=Augment(), preprocessing=None, n=16, seed=0,
 
     from kcnn.data.sources import load
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer; received n={n!r}.")
+    checks.positive_int("n", n)
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).lower().endswith(".png"):
         raise ValueError(f"path must be a file name ending in .png; received path={path!r}.")
     if not isinstance(data, (Source, tf.data.Dataset)):
@@ -402,9 +397,7 @@ def _unpack(data):
 
 
 def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; received "
-                         f"batch_size={batch_size!r}.")
+    checks.positive_int("batch_size", batch_size)
 
 
 def _check_cache(cache):

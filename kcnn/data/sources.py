@@ -173,6 +173,60 @@ class OwnValidationSplitError(ValueError):
     """`validation_split` was given for a source with a validation split of its own."""
 
 
+def load_with_validation(data, *, validation_data=None, validation_split=0.1, seed=0,
+                         required=False):
+    """The (train, validation) Sources of a training run: one rule for every trainer.
+
+    `kcnn.train`, `kcnn.tune` and `kcnn.transfer.fine_tune` all choose their
+    validation data here, so the same arguments validate on the same examples:
+
+    1. `validation_data` given: a `Source` as it is; anything else `load`
+       takes, its "validation" split, else its "test" split, else its only one
+       (a plain folder or arrays).
+    2. else, `data` a `Source`: no validation.
+    3. else, `validation_split` 0 or None: no validation.
+    4. else `data`'s own "validation" split where it has one (an image folder's
+       `val/`, a tfds set's "validation"), else `validation_split` of its train
+       split held out (stratified by class, chosen by `seed`).
+
+    With `required=True` (a search scores its trials on validation accuracy) a
+    run that would have no validation data raises `ValueError` instead.
+    """
+    if validation_data is not None:
+        train = data if isinstance(data, Source) else load(data, split="train")
+        val = _validation_source(validation_data)
+        if tuple(val.class_names) != tuple(train.class_names):
+            raise ValueError(
+                f"validation_data has the classes {list(val.class_names)[:10]} but data has "
+                f"{list(train.class_names)[:10]}; validation_data must hold the same classes, "
+                "in the same order.")
+        return train, val
+    if isinstance(data, Source) or not validation_split:
+        if required:
+            what = ("data is a kcnn.data.Source" if isinstance(data, Source)
+                    else f"validation_split={validation_split!r}")
+            raise ValueError(f"{what}: give validation_data (a Source, or anything "
+                             "kcnn.data.load takes), or a validation_split in (0, 1), to "
+                             "score on held-out data.")
+        return (data if isinstance(data, Source) else load(data, split="train")), None
+    kwargs = dict(validation_split=validation_split, seed=seed)
+    try:
+        return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
+    except OwnValidationSplitError:
+        return load(data, split="train"), load(data, split="validation")
+
+
+def _validation_source(data):
+    if isinstance(data, Source):
+        return data
+    for split in ("validation", "test"):
+        try:
+            return load(data, split=split)
+        except ValueError:
+            pass
+    return load(data, split="train")
+
+
 def _check_split(split, available, source):
     if split not in available:
         raise ValueError(f"split={split!r} is not available for source={source!r}; "

@@ -68,12 +68,6 @@ def check_images(images, graph_input, argument):
     return x
 
 
-def check_positive(value, argument):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer; received "
-                         f"{argument}={value!r}.")
-
-
 def resolve_layer(model, layer, argument):
     """The output tensor of `layer`, a name or a layer of `model` (at its first call)."""
     if isinstance(layer, keras.layers.Layer):

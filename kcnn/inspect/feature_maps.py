@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.inspect import _graph, plotting
 
 
@@ -28,7 +29,7 @@ def feature_maps(model, images, layers, *, path=None, image_index=0, max_channel
     """
     graph_input = _graph.single_input(model, "feature_maps")
     x = _graph.check_images(images, graph_input, "images")
-    _graph.check_positive(batch_size, "batch_size")
+    checks.positive_int("batch_size", batch_size)
     names = [layers] if isinstance(layers, (str, keras.layers.Layer)) else list(layers or [])
     if not names:
         raise ValueError(f"layers must name at least one layer; received layers={layers!r}.")
@@ -74,4 +75,4 @@ def _check_drawable(names, outputs, fmt, image_index, n, max_channels):
             or not 0 <= image_index < n:
         raise ValueError(f"image_index must be an integer in [0, {n}); received "
                          f"image_index={image_index!r}.")
-    _graph.check_positive(max_channels, "max_channels")
+    checks.positive_int("max_channels", max_channels)

@@ -20,6 +20,7 @@ input, so the derivative is with respect to A alone, while paths that bypass A
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.inspect import _graph
 
 
@@ -49,7 +50,7 @@ def gradcam(model, images, class_index=None, layer=None, batch_size=16):
     graph_input = _graph.single_input(model, "gradcam")
     fmt = _graph.data_format(model)
     x = _graph.check_images(images, graph_input, "images")
-    _graph.check_positive(batch_size, "batch_size")
+    checks.positive_int("batch_size", batch_size)
     feature = (_graph.default_feature_map(model) if layer is None
                else _graph.resolve_layer(model, layer, "layer"))
     if _graph.spatial(feature.shape, fmt) is None:

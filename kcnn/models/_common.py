@@ -249,7 +249,7 @@ def build_input(*, model_name, input_shape, input_tensor, default_size,
                     f"{model_name} with include_top=True needs a fixed input size "
                     f"(its classifier flattens the feature map); received "
                     f"input_shape={input_shape!r}. Give height and width, e.g. "
-                    f"{_shape(default_size, default_size, c)}, or use "
+                    f"{image_shape(default_size, default_size, c)}, or use "
                     f"include_top=False."
                 )
         elif not isinstance(dim, int) or dim < min_size:
@@ -258,7 +258,7 @@ def build_input(*, model_name, input_shape, input_tensor, default_size,
                 f"and width must be at least {min_size} (or None where the head "
                 f"allows it)."
             )
-    full_shape = _shape(h, w, c)
+    full_shape = image_shape(h, w, c)
     if input_tensor is None:
         return keras.Input(shape=full_shape, name="input"), (h, w, c)
     if not keras.backend.is_keras_tensor(input_tensor):
@@ -266,7 +266,8 @@ def build_input(*, model_name, input_shape, input_tensor, default_size,
     return input_tensor, (h, w, c)
 
 
-def _shape(h, w, c):
+def image_shape(h, w, c):
+    """The input shape (h, w, c) in `keras.config.image_data_format()`'s order."""
     return (h, w, c) if channel_axis() == -1 else (c, h, w)
 
 

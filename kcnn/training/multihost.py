@@ -29,6 +29,8 @@ import shutil
 import sys
 import tempfile
 
+from kcnn import checks
+
 
 def initialize(coordinator, *, num_processes, process_id):
     """Join the job: `keras.distribution.initialize`, with CPU collectives set.
@@ -42,10 +44,7 @@ def initialize(coordinator, *, num_processes, process_id):
         raise ValueError("multi-host training needs the JAX backend (KERAS_BACKEND=jax); "
                          f"the backend is {keras.backend.backend()!r}. On TensorFlow use "
                          "strategy='mirrored' on one machine.")
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) \
-            or num_processes < 1:
-        raise ValueError(f"num_processes must be a positive integer; received "
-                         f"num_processes={num_processes!r}.")
+    checks.positive_int("num_processes", num_processes)
     if isinstance(process_id, bool) or not isinstance(process_id, int) \
             or not 0 <= process_id < num_processes:
         raise ValueError(f"process_id must be an integer in [0, {num_processes}); "

@@ -12,17 +12,16 @@ import os
 import keras
 import numpy as np
 
-from kcnn import losses, registry, schedules
-from kcnn.data import Source, eval_pipeline, load, mean_std, train_pipeline
+from kcnn import checks, losses, registry, schedules
+from kcnn.data import eval_pipeline, load_with_validation, mean_std, train_pipeline
 from kcnn.data import augment as augment_ops
 from kcnn.data.pipeline import AUGMENT_HELP, class_counts
-from kcnn.data.sources import OwnValidationSplitError
 from kcnn.models._common import ends_in_softmax
 from kcnn.training import distribute
 from kcnn.training.recipes import get_recipe
+from kcnn.training.setup import SMALL, build_for_source, model_size
 
 FINISHED = "finished.json"
-SMALL = 64  # images at most this size train at their own size
 
 
 def train(model, data, *, epochs=None, batch_size=None, recipe="default",
@@ -41,10 +40,13 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         epochs, batch_size: default to the recipe's. `batch_size` is global:
             under a strategy, each replica gets `batch_size / replicas`.
         recipe: "default", "alexnet2012" or a `kcnn.training.Recipe`.
-        validation_data: like `data`; default: the validation split of `data`
-            when it has one (an image folder's `val/`, a tfds "validation"
-            split), else `validation_split` of it held out (stratified,
-            seeded; 0 or None: no validation), or none when `data` is a `Source`.
+        validation_data, validation_split: the validation data, chosen by
+            the rule of `kcnn.data.load_with_validation`: `validation_data`
+            (like `data`: its "validation" split, else its "test" split, else
+            its only one) when given; else `data`'s own validation split (an
+            image folder's `val/`, a tfds "validation" split) or, where it has
+            none, `validation_split` of it held out (stratified, seeded); none
+            when `validation_split` is 0 or None or `data` is a `Source`.
         strategy: None, "mirrored" or a `tf.distribute.Strategy` (TensorFlow),
             "data_parallel" (JAX, `keras.distribution.DataParallel`).
         out_dir: where the logs (CSV, TensorBoard), the best and final models,
@@ -83,9 +85,10 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         now holds the class names and the preprocessing it was trained with.
     """
     recipe = get_recipe(recipe)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if value is not None:
-            _check_positive(**{name: value})
+    if epochs is not None:
+        epochs = checks.positive_int("epochs", epochs)
+    if batch_size is not None:
+        batch_size = checks.positive_int("batch_size", batch_size)
     loss_name, loss_options = _named(loss, "loss", losses.NAMES, keras.losses.Loss)
     schedule_name, schedule_options = _named(
         schedule, "schedule", schedules.NAMES + ("constant",),
@@ -108,7 +111,8 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     finished = _prepare_out_dir(out_dir, overwrite)
     keras.utils.set_random_seed(seed)
 
-    train_source, val_source = _sources(data, validation_data, validation_split, seed)
+    train_source, val_source = load_with_validation(
+        data, validation_data=validation_data, validation_split=validation_split, seed=seed)
     placement = distribute.resolve(strategy)
     previous_policy = keras.config.dtype_policy()
     if mixed_precision:
@@ -119,7 +123,7 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     finally:
         keras.config.set_dtype_policy(previous_policy)  # the policy is for this model only
     with placement.scope():
-        small_gray = train_source.channels == 1 and _model_size(model) <= SMALL
+        small_gray = train_source.channels == 1 and model_size(model) <= SMALL
         recipe = recipe.for_data(small_grayscale=small_gray)
         epochs = recipe.epochs if epochs is None else epochs
         batch_size = recipe.batch_size if batch_size is None else batch_size
@@ -139,7 +143,7 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
             class_weight, class_counts(train_source))
         channels = model.metadata.get("channels")
         # Small images fit in memory decoded; large ones are decoded each epoch.
-        cache = _model_size(model) <= SMALL
+        cache = model_size(model) <= SMALL
         train_ds = train_pipeline(
             train_source, preprocessing, batch_size=batch_size, seed=seed,
             augment=augmentation, one_hot=one_hot, num_classes=_num_classes(model),
@@ -180,12 +184,6 @@ def _even_batches(source, batch_size, replicas):
     return {"batch_size": size, "drop_remainder": True}
 
 
-def _check_positive(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; received {name}={value!r}.")
-
-
 def _prepare_out_dir(out_dir, overwrite):
     if not out_dir:
         return None
@@ -201,40 +199,10 @@ def _prepare_out_dir(out_dir, overwrite):
     return finished
 
 
-def _sources(data, validation_data, validation_split, seed):
-    if isinstance(data, Source):
-        val = None
-        if validation_data is not None:
-            val = validation_data if isinstance(validation_data, Source) else load(
-                validation_data, split="test")
-        return data, val
-    if validation_data is not None:
-        val = validation_data if isinstance(validation_data, Source) else load(
-            validation_data, split="test")
-        return load(data, split="train"), val
-    if not validation_split:
-        return load(data, split="train"), None
-    kwargs = dict(validation_split=validation_split, seed=seed)
-    try:
-        return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
-    except OwnValidationSplitError:  # a folder with val/, a tfds set with "validation"
-        return load(data, split="train"), load(data, split="validation")
-
-
 def _model(model, source, placement, init=None):
     if isinstance(model, str):
-        builder = registry.get_builder(model)
-        kwargs = {"classes": source.num_classes}
-        if init is not None:
-            kwargs["init"] = init
-        image, _ = next(iter(source.dataset.take(1)))
-        h, w = int(image.shape[0]), int(image.shape[1])
-        if max(h, w) <= SMALL:
-            try:
-                return builder(input_shape=_shape(h, w, source.channels), **kwargs)
-            except ValueError:
-                pass  # smaller than the family allows: its default size instead
-        return builder(**kwargs)
+        kwargs = {} if init is None else {"init": init}
+        return build_for_source(registry.get_builder(model), source, **kwargs)[0]
     if init is not None:
         raise ValueError(
             f"init applies to a model built by name; received init={init!r} with "
@@ -251,15 +219,6 @@ def _model(model, source, placement, init=None):
     if not hasattr(model, "metadata"):
         model.metadata = {}
     return placement.adopt(model)
-
-
-def _shape(h, w, c):
-    return (h, w, c) if keras.config.image_data_format() == "channels_last" else (c, h, w)
-
-
-def _model_size(model):
-    size = model.metadata.get("input_size") or [None, None]
-    return max((s for s in size if s is not None), default=SMALL + 1)
 
 
 def _num_classes(model):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kcnn import checks
 from kcnn.models import _common
 from kcnn.models._common import Model
 from kcnn.transfer.head import outputs_probabilities
@@ -85,7 +86,7 @@ def tta(model, mode="flip", *, input_size=None, name=None):
                              f"{model.name} takes {shape}.")
         input_size = _input_size(input_size, metadata, height, width)
         views = AugmentedViews(mode="ten_crop", crop=(height, width))
-        input_shape = _common._shape(input_size[0], input_size[1], channels)
+        input_shape = _common.image_shape(input_size[0], input_size[1], channels)
         record = dict(metadata.get("preprocessing") or {})
         if record:  # whole images resized as before, no longer cropped to the model's size
             record.update(crop=input_size[0] if input_size[0] == input_size[1]
@@ -170,9 +171,7 @@ class ViewMean(keras.layers.Layer):
 
     def __init__(self, views, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(views, bool) or not isinstance(views, int) or views < 1:
-            raise ValueError(f"views must be a positive integer; received views={views!r}.")
-        self.views = views
+        self.views = checks.positive_int("views", views)
 
     def call(self, x):
         shape = ops.shape(x)

@@ -14,14 +14,15 @@ import os
 
 import keras
 
-from kcnn.data import Augment, Source, eval_pipeline, load, train_pipeline
+from kcnn import checks
+from kcnn.data import Augment, eval_pipeline, load_with_validation, train_pipeline
 from kcnn.models import _common
+from kcnn.training.setup import SMALL, model_size
 from kcnn.transfer import stages as _stages
 from kcnn.transfer.head import outputs_probabilities, replace_classifier
 from kcnn.transfer.optimizer import DiscriminativeOptimizer, discriminative_optimizer
 
 UNFREEZE = ("gradual", "all", "none")
-SMALL = 64  # images at most this size are cached decoded
 
 
 def fit_gradually(model, x, *, epochs, schedule, optimizer, loss, metrics=None,
@@ -58,7 +59,7 @@ def fit_gradually(model, x, *, epochs, schedule, optimizer, loss, metrics=None,
         A `keras.callbacks.History` over all epochs; `history.model` is `model`.
     """
     all_stages = _stages.stages(model)
-    _check_epochs(epochs)
+    checks.positive_int("epochs", epochs)
     if not isinstance(schedule, dict):
         raise ValueError(f"schedule must be a dict of stage name -> first epoch; "
                          f"received schedule={schedule!r}.")
@@ -126,8 +127,11 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
         freeze_batch_norm: keep batch norm frozen everywhere.
         augment: a `kcnn.data.Augment`; default: small shifts for small
             grayscale images, random crops and flips otherwise.
-        validation_split: the fraction of `data` held out for validation
-            (None or 0: none); ignored when `validation_data` (a `Source`) is given.
+        validation_data, validation_split: the validation data, chosen as
+            `kcnn.train` chooses it (`kcnn.data.load_with_validation`):
+            `validation_data` when given (like `data`), else `data`'s own
+            validation split, else `validation_split` of it held out (None or
+            0: no validation).
         callbacks, seed, verbose: as for `kcnn.train`.
 
     Returns:
@@ -136,18 +140,16 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
         new class names.
     """
     model = _load_model(model)
-    _check_epochs(epochs)
-    _check_positive("batch_size", batch_size)
+    checks.positive_int("epochs", epochs)
+    checks.positive_int("batch_size", batch_size)
     schedule_of = _schedule_maker(unfreeze, every)
     if augment is not None and not isinstance(augment, Augment):
         raise ValueError(f"augment must be None or a kcnn.data.Augment; received "
                          f"augment={augment!r}.")
-    if validation_data is not None and not isinstance(validation_data, Source):
-        raise ValueError(f"validation_data must be a kcnn.data.Source (from "
-                         f"kcnn.data.load) or None; received {validation_data!r}.")
     keras.utils.set_random_seed(seed)
 
-    train_source, val_source = _sources(data, validation_data, validation_split, seed)
+    train_source, val_source = load_with_validation(
+        data, validation_data=validation_data, validation_split=validation_split, seed=seed)
     names = list(train_source.class_names)
     metadata = getattr(model, "metadata", None) or {}
     if metadata.get("class_names") != names or features is not None:
@@ -155,7 +157,7 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
                                    features=features)
     preprocessing = _preprocessing(model)
     channels = model.metadata.get("channels")
-    size = max((s for s in model.metadata.get("input_size") or [] if s), default=SMALL + 1)
+    size = model_size(model)
     if augment is None:
         augment = (Augment(crop=False, flip=False, shift=2)
                    if channels == 1 and size <= SMALL else Augment())
@@ -274,19 +276,10 @@ def _load_model(model):
     return model
 
 
-def _check_epochs(epochs):
-    _check_positive("epochs", epochs)
-
-
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {name}={value!r}.")
-
-
 def _schedule_maker(unfreeze, every):
     """A function (model, epochs) -> schedule for the `unfreeze` setting."""
     if unfreeze == "gradual":
-        _check_positive("every", every)
+        checks.positive_int("every", every)
         return lambda model, epochs: _stages.gradual_schedule(model, epochs, every)
     if unfreeze == "all":
         return lambda model, epochs: {s: 0 for s in _stages.stages(model)}
@@ -297,15 +290,6 @@ def _schedule_maker(unfreeze, every):
             s: 0 for s in list(_stages.stages(model))[::-1][:unfreeze]}
     raise ValueError(f"unfreeze must be one of {', '.join(map(repr, UNFREEZE))} or a "
                      f"number of stages >= 0; received unfreeze={unfreeze!r}.")
-
-
-def _sources(data, validation_data, validation_split, seed):
-    if isinstance(data, Source):
-        return data, validation_data
-    if validation_data is not None or not validation_split:
-        return load(data, split="train"), validation_data
-    kwargs = dict(validation_split=validation_split, seed=seed)
-    return load(data, split="train", **kwargs), load(data, split="validation", **kwargs)
 
 
 def _preprocessing(model):

@@ -12,6 +12,7 @@ use bicubic and larger crops, VGG-16's features weights other statistics).
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.weights.imagenet_classes import IMAGENET_CLASSES
 
 # torchvision's ImageNet statistics on [0, 1] pixels.
@@ -113,8 +114,7 @@ def decode_predictions(preds, top=5):
             f"decode_predictions expects a batch of ImageNet predictions of shape "
             f"(samples, {len(IMAGENET_CLASSES)}); received shape {preds.shape}."
         )
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"top must be a positive integer; received top={top!r}.")
+    checks.positive_int("top", top)
     results = []
     for row in preds:
         best = np.argsort(-row, kind="stable")[:top]
