@@ -18,6 +18,8 @@ import warnings
 import keras
 import numpy as np
 
+from kcnn.inspect import profile
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Other work on the machine skews every number (torch's OpenMP threads most of
 # all): the record keeps the load when the script started and when it ended.
@@ -132,60 +134,10 @@ def forward_flops(model):
     """FLOPs of one image's forward pass and where the count comes from.
 
     2 x the multiply-accumulates of the convolutions and dense layers, the
-    convention of the papers (torchvision's "GFLOPS" are GMACs): from
-    `kcnn.inspect.profile` where kcnn has it, else counted here from the
-    layers' shapes.
+    convention of the papers (torchvision's "GFLOPS" are GMACs), from
+    `kcnn.inspect.profile`.
     """
-    try:
-        from kcnn.inspect import profile
-    except ImportError:
-        profile = None
-    if profile is not None:
-        return int(profile(model).flops), "kcnn.inspect.profile"
-    return 2 * count_macs(model), "benchmarks/_bench.py count_macs"
-
-
-def count_macs(model):
-    """Multiply-accumulates per image of a model's convolutions and dense layers
-    (grouped, depthwise and separable included, biases not), from each call's
-    input and output shapes; nested models are walked."""
-    macs = 0
-    for layer in _all_layers(model):
-        for node in layer._inbound_nodes:
-            if not node.input_tensors or not node.output_tensors:
-                continue
-            macs += _layer_macs(layer, node.input_tensors[0].shape,
-                                node.output_tensors[0].shape)
-    return macs
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        else:
-            yield layer
-
-
-def _layer_macs(layer, in_shape, out_shape):
-    layers = keras.layers
-    if isinstance(layer, layers.Dense):
-        return int(np.prod(out_shape[1:-1], dtype=np.int64)) * in_shape[-1] * layer.units
-    conv_types = (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.DepthwiseConv1D,
-                  layers.DepthwiseConv2D, layers.SeparableConv1D, layers.SeparableConv2D)
-    if not isinstance(layer, conv_types):
-        return 0
-    first = layer.data_format == "channels_first"
-    c_in = in_shape[1] if first else in_shape[-1]
-    c_out = out_shape[1] if first else out_shape[-1]
-    positions = int(np.prod(out_shape[2:] if first else out_shape[1:-1], dtype=np.int64))
-    window = int(np.prod(layer.kernel_size))
-    if isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
-        return positions * window * c_in * layer.depth_multiplier
-    if isinstance(layer, (layers.SeparableConv1D, layers.SeparableConv2D)):
-        depthwise = c_in * layer.depth_multiplier
-        return positions * (window * depthwise + depthwise * c_out)
-    return positions * window * (c_in // layer.groups) * c_out
+    return int(profile(model).flops), "kcnn.inspect.profile"
 
 
 # -- The matrix-multiply peak --------------------------------------------------

@@ -1,22 +1,39 @@
-"""The README's benchmark tables, in markdown, from the JSON files of a results folder.
+"""The benchmark tables, in markdown, from the JSON files of a results folder.
 
-    .venv/bin/python benchmarks/render.py [--results benchmarks/results] [--no-write]
+    .venv/bin/python benchmarks/render.py [--results DIR] [--readme PATH] [--no-write | --check]
 
-Prints the tables and writes them to <results>/README.md. Reads
-throughput_<backend>.json, pipeline_<backend>.json, scaling_<backend>.json,
-lrn_<backend>.json and run.json, whichever are there. Needs neither kcnn nor
-any backend.
+Writes every table to <results>/README.md, and the summary and the LRN table
+into the project's README.md, between the markers
+
+    <!-- benchmarks:NAME:begin ... -->
+    <!-- benchmarks:NAME:end -->
+
+(NAME: summary, lrn), so that no number there is copied by hand. --check
+writes nothing and exits 1 when a file differs from what it would write
+(tests/test_benchmarks_readme.py checks the same). Reads throughput_<backend>.json,
+pipeline_<backend>.json, scaling_<backend>.json, lrn_<backend>.json and
+run.json, whichever are there. Needs neither kcnn nor any backend.
 """
 
 import argparse
 import glob
 import json
 import os
+import re
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(os.path.dirname(HERE), "README.md")
 BACKENDS = ("tensorflow", "jax", "torch")
 PEERS = ("torchvision", "keras.applications")
 ALEXNET_PEAK_TARGET = 0.70
+# Two identical Keras models differ by up to 20% between rounds on a 2-core
+# machine (benchmarks/README.md): the README's summary marks only ratios below
+# this as slower.
+TIE = 0.85
+REGION = re.compile(r"(<!-- benchmarks:(\w+):begin[^\n]*-->\n)(.*?)(<!-- benchmarks:\2:end -->)",
+                    re.DOTALL)
 
 
 def load(results):
@@ -54,10 +71,10 @@ def with_range(s):
     return f"{number(s['median'])} ({number(s['min'])}–{number(s['max'])})"
 
 
-def ratio_cell(r):
-    """The ratio of medians with the per-round range; bold where kcnn is slower."""
+def ratio_cell(r, slower_below=1.0):
+    """The ratio of medians with the per-round range; bold below `slower_below`."""
     text = f"{r['of_medians']:.2f}"
-    if r["of_medians"] < 1:
+    if r["of_medians"] < slower_below:
         text = f"**{text}**"
     pr = r["per_round"]
     return f"{text} ({pr['min']:.2f}–{pr['max']:.2f})"
@@ -145,6 +162,19 @@ def _model(record, name):
     return next((m for m in record["models"] if m["model"] == name), None)
 
 
+def fastest(throughput, model, mode):
+    """(backend key, entry) of the backend where kcnn runs `model` fastest in `mode`,
+    or None where no backend ran it."""
+    entries = {key: _model(throughput[key], model) for key in ordered(throughput)}
+    entries = {k: e for k, e in entries.items()
+               if e and "kcnn" in e["contenders"] and mode in e["contenders"]["kcnn"]}
+    if not entries:
+        return None
+    best = max(entries, key=lambda k: entries[k]["contenders"]["kcnn"][mode]
+               ["images_per_s"]["median"])
+    return best, entries[best]
+
+
 def targets_section(throughput, pipeline):
     """The issue's targets: best backend against the peers, AlexNet's share of the
     peak, the pipeline's margin."""
@@ -152,14 +182,10 @@ def targets_section(throughput, pipeline):
     rows = []
     for model in _models(throughput):
         for mode in ("train", "infer"):
-            entries = {key: _model(throughput[key], model) for key in throughput}
-            entries = {k: e for k, e in entries.items()
-                       if e and "kcnn" in e["contenders"] and mode in e["contenders"]["kcnn"]}
-            if not entries:
+            found = fastest(throughput, model, mode)
+            if found is None:
                 continue
-            best = max(entries, key=lambda k: entries[k]["contenders"]["kcnn"][mode]
-                       ["images_per_s"]["median"])
-            entry = entries[best]
+            best, entry = found
             cells = [model, mode, best]
             met = True
             for peer in PEERS:
@@ -173,27 +199,39 @@ def targets_section(throughput, pipeline):
                 "backend's process (target: at least 1).", "",
                 table(["model", "mode", "fastest backend", "kcnn / torchvision",
                        "kcnn / keras.applications", "met"], rows)]
+    for line in (alexnet_peak_line(throughput), pipeline_line(pipeline)):
+        if line:
+            out += ["", line]
+    return out
+
+
+def alexnet_peak_line(throughput):
+    """AlexNet training's share of the matmul peak on each backend, or None."""
     alexnet = [(key, _model(throughput[key], "alexnet")) for key in ordered(throughput)]
     alexnet = [(k, e) for k, e in alexnet if e and "train" in e["contenders"]["kcnn"]]
-    if alexnet:
-        parts = []
-        for key, e in alexnet:
-            share = e["contenders"]["kcnn"]["train"]["fraction_of_peak"]
-            tv = e["contenders"].get("torchvision", {}).get("train")
-            parts.append(f"{key} {100 * share:.0f}%"
-                         + (f" (torchvision {100 * tv['fraction_of_peak']:.0f}%)" if tv else ""))
-        out += ["", f"AlexNet training, share of the matmul peak (target "
-                    f"{100 * ALEXNET_PEAK_TARGET:.0f}%): " + ", ".join(parts) + "."]
-    if pipeline:
-        parts = []
-        for key in ordered(pipeline):
-            for name, r in pipeline[key]["pipeline_over_training"].items():
-                parts.append(f"{key}, {name.removeprefix('pipeline, ')}: "
-                             f"{r['of_medians']:.1f}x")
-        target = next(iter(pipeline.values()))["target_ratio"]
-        out += ["", f"Input pipeline / AlexNet training (target {target:g}x): "
-                    + "; ".join(parts) + "."]
-    return out
+    if not alexnet:
+        return None
+    parts = []
+    for key, e in alexnet:
+        share = e["contenders"]["kcnn"]["train"]["fraction_of_peak"]
+        tv = e["contenders"].get("torchvision", {}).get("train")
+        parts.append(f"{key} {100 * share:.0f}%"
+                     + (f" (torchvision {100 * tv['fraction_of_peak']:.0f}%)" if tv else ""))
+    return (f"AlexNet training, share of the matmul peak (target "
+            f"{100 * ALEXNET_PEAK_TARGET:.0f}%): " + ", ".join(parts) + ".")
+
+
+def pipeline_line(pipeline):
+    """The input pipeline's rate over AlexNet training's on each backend, or None."""
+    if not pipeline:
+        return None
+    parts = []
+    for key in ordered(pipeline):
+        for name, r in pipeline[key]["pipeline_over_training"].items():
+            parts.append(f"{key}, {name.removeprefix('pipeline, ')}: "
+                         f"{r['of_medians']:.1f}x")
+    target = next(iter(pipeline.values()))["target_ratio"]
+    return f"Input pipeline / AlexNet training (target {target:g}x): " + "; ".join(parts) + "."
 
 
 def pipeline_section(records):
@@ -271,15 +309,17 @@ def scaling_section(records):
 
 
 def lrn_section(records):
-    out = ["## Local response normalization", "",
-           "Forward + backward of kcnn's LRN layer on (128, 27, 27, 96) float32 against the "
-           "reference op (benchmarks/lrn.py); the ratio of the slower layout of the layer.", ""]
+    return ["## Local response normalization", "",
+            "Forward + backward of kcnn's LRN layer on (128, 27, 27, 96) float32 against the "
+            "reference op (benchmarks/lrn.py); the ratio of the slower layout of the layer.", "",
+            lrn_table(records)]
+
+
+def lrn_table(records):
     rows = [[key, r["reference"], f"{r['layer_ratio']:.2f}", f"{r['target_ratio']:g}",
              "yes" if r["within_target"] else "no"] for key, r in
             ((k, records[k]) for k in ordered(records))]
-    out.append(table(["backend", "reference", "kcnn layer / reference", "target", "met"],
-                     rows))
-    return out
+    return table(["backend", "reference", "kcnn layer / reference", "target", "met"], rows)
 
 
 def run_section(run):
@@ -293,6 +333,7 @@ def run_section(run):
 
 
 def render(results):
+    """<results>/README.md: every table."""
     found = load(results)
     sections = []
     if "run" in found:
@@ -312,18 +353,138 @@ def render(results):
     return "# Benchmarks\n\n" + "\n\n".join("\n".join(s) for s in sections) + "\n"
 
 
+def readme_regions(results):
+    """{region name: markdown} for the project's README."""
+    found = load(results)
+    regions = {}
+    if "throughput" in found:
+        regions["summary"] = "\n".join(summary(found))
+    if "lrn" in found:
+        regions["lrn"] = lrn_table(found["lrn"])
+    return regions
+
+
+def summary(found):
+    """The quick run, kcnn on its fastest backend against the peers, each backend's
+    range of ratios, AlexNet's share of the peak and the pipeline's margin."""
+    throughput = found["throughput"]
+    first = throughput[ordered(throughput)[0]]
+    s = first["settings"]
+    out = [f"Batch {s['batch_size']}, {s['image_size']}x{s['image_size']} inputs, "
+           f"{rounds_text(s)}; {machine_line(first)}."
+           + (" " + run_section(found["run"]["run"])[0] if "run" in found else ""), ""]
+    rows = []
+    for model in _models(throughput):
+        best = {mode: fastest(throughput, model, mode) for mode in ("train", "infer")}
+        best = {mode: hit for mode, hit in best.items() if hit}
+        backends = list(dict.fromkeys(key for key, _ in best.values()))
+        cells = [model, ", ".join(backends)]
+        for peer in PEERS:
+            for mode in ("train", "infer"):
+                r = best[mode][1]["ratios"].get(peer, {}).get(mode) if mode in best else None
+                cells.append(ratio_cell(r, slower_below=TIE) if r else "–")
+        rows.append(cells)
+    out += ["kcnn / peer, images/s, on kcnn's fastest backend: median (range of the "
+            f"rounds), bold below {TIE:g}.", "",
+            table(["model", "fastest backend", "train / torchvision", "infer / torchvision",
+                   "train / keras.applications", "infer / keras.applications"], rows),
+            "", "kcnn / peer on each backend, lowest and highest median over the models, "
+                "training and inference:", "",
+            table(["backend"] + [f"kcnn / {peer}" for peer in PEERS],
+                  [[key] + [ratio_span(throughput[key], peer) for peer in PEERS]
+                   for key in ordered(throughput)])]
+    for line in (alexnet_peak_line(throughput), pipeline_line(found.get("pipeline"))):
+        if line:
+            out += ["", line]
+    return out
+
+
+def ratio_span(record, peer):
+    """'lowest–highest' of kcnn / peer over a backend's models and modes."""
+    ratios = [r["of_medians"] for entry in record["models"]
+              for r in entry["ratios"].get(peer, {}).values()]
+    return f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else "–"
+
+
+def fill(text, regions, path):
+    """`text` with each marked region's body replaced by regions[name]."""
+    seen = set()
+
+    def body(match):
+        name = match.group(2)
+        if name not in regions:
+            raise ValueError(f"{path} has a region {name!r} that the results do not "
+                             f"render; known: {sorted(regions)}.")
+        if name in seen:
+            raise ValueError(f"{path} has the region {name!r} twice.")
+        seen.add(name)
+        # Blank lines around the body: an HTML comment line next to a table can
+        # keep some markdown renderers from seeing the table.
+        return match.group(1) + "\n" + regions[name] + "\n\n" + match.group(4)
+
+    text = REGION.sub(body, text)
+    missing = sorted(set(regions) - seen)
+    if missing:
+        raise ValueError(f"{path} lacks the regions {missing}: add "
+                         f"<!-- benchmarks:NAME:begin --> and <!-- benchmarks:NAME:end -->.")
+    return text
+
+
+def outputs(results, readme):
+    """{path: the text render.py writes there}."""
+    out = {os.path.join(results, "README.md"): render(results)}
+    if readme is not None:
+        with open(readme) as f:
+            out[readme] = fill(f.read(), readme_regions(results), readme)
+    return out
+
+
+def stale(results, readme):
+    """The paths whose text differs from what render.py would write."""
+    paths = []
+    for path, text in outputs(results, readme).items():
+        try:
+            with open(path) as f:
+                current = f.read()
+        except FileNotFoundError:
+            current = None
+        if current != text:
+            paths.append(path)
+    return paths
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default=os.path.join(HERE, "results"))
-    parser.add_argument("--no-write", action="store_true",
-                        help="print only, do not write <results>/README.md")
+    parser.add_argument("--results", default=RESULTS)
+    parser.add_argument("--readme",
+                        help="the README with marked regions to fill (default: the "
+                             "project's README.md when --results is benchmarks/results, "
+                             "none otherwise, so a trial run elsewhere leaves it alone)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--no-write", action="store_true",
+                      help="print the tables of <results>/README.md, write nothing")
+    mode.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 if a file is not what render.py writes")
     args = parser.parse_args()
-    text = render(args.results)
-    print(text)
-    if not args.no_write:
-        with open(os.path.join(args.results, "README.md"), "w") as f:
+    readme = args.readme
+    if readme is None and os.path.abspath(args.results) == RESULTS:
+        readme = README
+    if args.check:
+        paths = stale(args.results, readme)
+        for path in paths:
+            print(f"stale: {path} (run benchmarks/render.py)", file=sys.stderr)
+        return 1 if paths else 0
+    if args.no_write:
+        print(render(args.results), end="")
+        return 0
+    texts = outputs(args.results, readme)
+    print(texts[os.path.join(args.results, "README.md")], end="")
+    for path, text in texts.items():
+        with open(path, "w") as f:
             f.write(text)
+        print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """All the benchmarks on every backend, each in its own process, then the README tables.
 
-    .venv/bin/python benchmarks/run.py --quick   # a 2-core CPU: 25-35 minutes when quiet
+    .venv/bin/python benchmarks/run.py --quick   # a 2-core CPU (run.json records how long)
     .venv/bin/python benchmarks/run.py --full    # the reference sizes, for a GPU machine
     .venv/bin/python benchmarks/run.py --quick --backends jax --only throughput \\
         --models resnet50 --rounds 1 --steps 1 --out /tmp/bench   # a smoke test
@@ -10,7 +10,8 @@ pipeline.py, scaling.py and lrn.py one after the other, never two at once,
 writes their JSON files to --out (lrn.py always writes to benchmarks/results,
 so with another --out it runs with --no-save), keeps each child's output in
 --out/logs/, records what ran in --out/run.json, and finally prints the
-markdown tables of render.py and writes them to --out/README.md.
+markdown tables of render.py and writes them to --out/README.md (and, when
+--out is benchmarks/results, into the project README's marked regions).
 Run it on a quiet machine: other work skews every number, torch's most.
 """
 

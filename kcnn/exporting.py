@@ -40,7 +40,7 @@ import tempfile
 import keras
 import numpy as np
 
-from kcnn import checks
+from kcnn import checks, loading
 
 FORMATS = ("saved_model", "onnx", "keras")
 
@@ -70,10 +70,7 @@ def export(model, path, format="saved_model", *, overwrite=False, top_k=5, verbo
     _check_target(path, overwrite)
     model_file = None
     if isinstance(model, (str, os.PathLike)):
-        model_file = os.fspath(model)
-        if not (model_file.endswith(".keras") and os.path.isfile(model_file)):
-            raise ValueError(f"model must be a Keras model or the path of an existing "
-                             f".keras file; received model={model_file!r}.")
+        model_file = loading.check_keras_file(model)
     elif not isinstance(model, keras.Model):
         raise ValueError(f"model must be a Keras model or the path of a .keras file; "
                          f"received {type(model).__name__}.")
@@ -265,32 +262,3 @@ def _write_keras(model, out, *, top_k, verbose):
 
 
 _WRITERS = {"saved_model": _write_saved_model, "onnx": _write_onnx, "keras": _write_keras}
-
-
-# --- command line --------------------------------------------------------------
-
-def add_commands(commands):
-    """`kcnn export MODEL.keras PATH [--format F] [--top-k K] [--overwrite]`."""
-    p = commands.add_parser(
-        "export", help="export a .keras model as a SavedModel, ONNX or .keras file",
-        description="Export a saved model for serving. The SavedModel takes raw uint8 "
-        "images (serving_default), encoded image bytes (serving_encoded) or "
-        "preprocessed floats (serving_preprocessed) and returns probabilities and the "
-        "top-k class indices and names. Runs in a TensorFlow process when the "
-        "backend cannot export directly.")
-    p.add_argument("model", help="a .keras file")
-    p.add_argument("path", help="the SavedModel directory, .onnx or .keras file to write")
-    p.add_argument("--format", default="saved_model", choices=FORMATS,
-                   help="saved_model (default), onnx or keras")
-    p.add_argument("--top-k", type=int, default=5,
-                   help="top classes returned by the SavedModel (default 5)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace PATH if it exists (default: refuse)")
-    p.set_defaults(run=_run)
-
-
-def _run(args):
-    export(args.model, args.path, format=args.format, overwrite=args.overwrite,
-           top_k=args.top_k)
-    print(f"wrote {args.path} ({args.format})")
-    return 0

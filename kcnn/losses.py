@@ -19,6 +19,7 @@
 """
 
 import difflib
+import math
 
 import keras
 import numpy as np
@@ -56,7 +57,8 @@ def create(name="crossentropy", *, one_hot=None, from_logits=False, label_smooth
         raise ValueError(f"loss {name!r} with label_smoothing={label_smoothing} needs "
                          f"one-hot labels; received one_hot=False.")
     if name == "focal":
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
+        if (isinstance(gamma, bool) or not isinstance(gamma, (int, float))
+                or not math.isfinite(gamma) or gamma < 0):
             raise ValueError(f"gamma must be a number >= 0; received gamma={gamma!r}.")
         return keras.losses.CategoricalFocalCrossentropy(
             alpha=alpha, gamma=float(gamma), from_logits=from_logits,

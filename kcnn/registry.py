@@ -7,6 +7,8 @@ hand-kept table: every public builder is decorated with `@register`.
 import difflib
 import fnmatch
 
+from kcnn.weights import hub
+
 _BUILDERS = {}
 
 
@@ -39,3 +41,7 @@ def get_builder(name):
 def create_model(name, **kwargs):
     """Build the registered model `name`, passing `kwargs` to its builder."""
     return get_builder(name)(**kwargs)
+
+
+# kcnn.weights imports no builder: its `register` checks names through this module.
+hub.check_model_names_with(get_builder)

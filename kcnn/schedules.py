@@ -113,6 +113,8 @@ def _step(learning_rate, steps_per_epoch, epochs, step_size=None, gamma=0.1):
 
 
 def _multistep(learning_rate, steps_per_epoch, epochs, milestones=None, gamma=0.1):
+    if isinstance(milestones, int) and not isinstance(milestones, bool):
+        milestones = [milestones]  # "milestones=30" on the command line: one milestone
     if (not isinstance(milestones, (list, tuple)) or not milestones
             or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones)
             or list(milestones) != sorted(set(milestones))):
@@ -251,7 +253,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         self.anneal_strategy = anneal_strategy
         self.div_factor = checks.positive_number("div_factor", div_factor)
         self.final_div_factor = checks.positive_number("final_div_factor", final_div_factor)
-        self.three_phase = bool(three_phase)
+        if not isinstance(three_phase, bool):
+            raise ValueError(f"three_phase must be True or False; received "
+                             f"three_phase={three_phase!r}.")
+        self.three_phase = three_phase
         ends = [e for e, _, _ in self.phases()]
         if min(b - a for a, b in zip([0.0] + ends[:-1], ends)) <= 0:
             raise ValueError(
@@ -323,8 +328,10 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
         patience = checks.int_at_least("patience", patience, 0)
         cooldown = checks.int_at_least("cooldown", cooldown, 0)
         for key, value in (("threshold", threshold), ("min_lr", min_lr), ("eps", eps)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{key} must be a number >= 0; received {key}={value!r}.")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{key} must be a finite number >= 0; received "
+                                 f"{key}={value!r}.")
         super().__init__(monitor=monitor, factor=factor, patience=patience, verbose=verbose,
                          mode=mode, min_delta=threshold, cooldown=cooldown, min_lr=min_lr)
         self.threshold = float(threshold)

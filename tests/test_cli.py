@@ -122,11 +122,21 @@ def test_preview_and_the_training_menu_from_the_command_line(tmp_path):
 
 def test_tune_is_a_command_and_refuses_a_trial_budget_for_hyperband(capsys):
     from kcnn.cli import build_parser, main
+    from kcnn.cli import tune
 
-    args = build_parser().parse_args(["tune", "--model", "lenet5"])
-    assert args.run is kcnn.tuning.run
-    assert main(["tune", "--model", "lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
-    assert "--max-trials" in capsys.readouterr().err
+    args = build_parser().parse_args(["tune", "lenet5"])
+    assert args.run is tune.run
+    assert main(["tune", "lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
+    assert "max_trials" in capsys.readouterr().err
+
+
+def test_the_module_entry_points_still_run():
+    for module in ("kcnn.demo", "kcnn.training.multihost"):
+        result = subprocess.run([sys.executable, "-m", module, "--help"], text=True,
+                                capture_output=True, timeout=600,
+                                env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: python -m {module} ")
 
 
 def test_finetune_names_a_missing_model(capsys):

@@ -226,8 +226,10 @@ def test_bad_arguments_are_named(kwargs, match, tmp_path):
 
 
 def test_model_must_be_a_model_or_keras_file(tmp_path):
-    with pytest.raises(ValueError, match="model must be"):
+    with pytest.raises(FileNotFoundError, match=r"missing.keras': no such file"):
         kcnn.export(str(tmp_path / "missing.keras"), tmp_path / "out")
+    with pytest.raises(ValueError, match="model must be"):
+        kcnn.export(42, tmp_path / "out")
 
 
 @pytest.mark.tf_only

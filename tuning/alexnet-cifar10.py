@@ -17,12 +17,12 @@ TFDS_DATA_DIR at a mirrored copy).
 
 import sys
 
-import kcnn.tuning
+from kcnn.cli import tune
 
-JOB = ["--model", "alexnet", "--data", "cifar10", "--tuner", "bayesian",
+JOB = ["alexnet", "--data", "cifar10", "--tuner", "bayesian",
        "--max-trials", "20", "--epochs", "10", "--recipe", "alexnet2012",
        "--image-size", "128", "--space", "learning_rate=1e-3:1e-1",
-       "--space", "weight_decay=1e-5:1e-3", "--directory", "runs/tune/alexnet-cifar10"]
+       "--space", "weight_decay=1e-5:1e-3", "--out", "runs/tune/alexnet-cifar10"]
 
 if __name__ == "__main__":
-    sys.exit(kcnn.tuning.main(JOB + sys.argv[1:]))
+    sys.exit(tune.main(JOB + sys.argv[1:]))

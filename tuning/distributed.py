@@ -1,9 +1,10 @@
 """Distributed tuning on one machine: a chief and N workers sharing a directory.
 
-    python tuning/distributed.py --workers 2 -- --model lenet5 --data digits \
-        --max-trials 8 --epochs 2 --directory runs/tune/distributed
+    python tuning/distributed.py --workers 2 -- lenet5 --data digits \
+        --max-trials 8 --epochs 2 --out runs/tune/distributed
 
-Everything after `--` is a `kcnn tune` command line (`python -m kcnn.tuning`).
+Everything after `--` is a `kcnn tune` command line (each process runs it as
+`python -m kcnn.tuning`).
 The chief serves keras-tuner's oracle over gRPC and hands out trials; each
 worker asks it for a trial, trains it and reports back, until the budget is
 spent; then the chief writes best_hyperparameters.json, trials.csv, tuning.png

@@ -19,11 +19,11 @@ works too: pass its folder (holding train/ and val/) as --data.
 
 import sys
 
-import kcnn.tuning
+from kcnn.cli import tune
 
-JOB = ["--model", "resnet18", "--data", "imagenette/160px-v2", "--tuner", "hyperband",
+JOB = ["resnet18", "--data", "imagenette/160px-v2", "--tuner", "hyperband",
        "--max-epochs", "27", "--factor", "3", "--image-size", "128",
-       "--space", "optimizer=adamw,sgd", "--directory", "runs/tune/resnet18-imagenette"]
+       "--space", "optimizer=adamw,sgd", "--out", "runs/tune/resnet18-imagenette"]
 
 if __name__ == "__main__":
-    sys.exit(kcnn.tuning.main(JOB + sys.argv[1:]))
+    sys.exit(tune.main(JOB + sys.argv[1:]))

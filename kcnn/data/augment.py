@@ -3,12 +3,19 @@ torchvision's augmentation menu (affine maps, colour jitter, grayscale, random
 erasing, MixUp, CutMix).
 
 Every function takes one image, `(height, width, channels)`, and runs as
-TensorFlow ops inside a `tf.data` map, so it works whatever the Keras backend
-(Keras preprocessing layers do not: they fail inside `tf.data.map` on JAX and
-torch). Geometric operations keep the dtype (uint8 stays uint8; resizing rounds
-back to it). Random operations are stateless: each takes a `seed`, a shape-[2]
-integer tensor, and gives the same result for the same seed, which is what makes
-a pipeline repeat itself exactly.
+TensorFlow ops inside a `tf.data` map, whatever the Keras backend. Keras's own
+augmentation layers run there too, on every backend, but they are not
+torchvision's transforms: they draw from one stateful seed generator per
+layer rather than a seed per example, measure rotations in fractions of
+a turn and translations in fractions of the size, fill uncovered pixels by
+reflection where torchvision fills with zeros, add to the brightness where
+torchvision multiplies, and take contrast about each channel's mean where
+torchvision takes the grayscale mean. kcnn's functions follow torchvision, so
+its recipes and parameter names carry over. Geometric operations keep the
+dtype (uint8 stays uint8; resizing rounds back to it). Random operations are
+stateless: each takes a `seed`, a shape-[2] integer tensor, and gives the same
+result for the same seed, which is what makes a pipeline repeat itself
+exactly.
 
 `Augment` lists the random augmentations a training pipeline applies, with
 torchvision's names and defaults; the pipeline (`kcnn.data.pipeline`) strings
@@ -123,7 +130,7 @@ class Augment:
             put("pca_lighting", 0.1)
         elif lighting is False:
             put("pca_lighting", 0.0)
-        elif not isinstance(lighting, (int, float)) or lighting < 0:
+        elif not _number(lighting) or lighting < 0:
             raise ValueError(
                 f"Augment.pca_lighting must be a standard deviation >= 0 (0.1 in "
                 f"AlexNet, 0 for none) or True/False; received pca_lighting={lighting!r}.")
@@ -418,13 +425,17 @@ def resize_shorter(image, size, interpolation="bilinear", at_least=None):
     new_width = tf.where(height <= width, new_long, size)
     if at_least is not None:
         min_height, min_width = size_pair(at_least)
-        h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-        scale = tf.maximum(min_height / h, min_width / w)
+        # In integers: ceil(h * (min_height / h)) in floats is min_height + 1
+        # for some sizes (7 rows grown to 29 gave 30).
+        h, w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+        height_binds = min_height * w >= min_width * h
+        grown_height = tf.where(height_binds, tf.constant(min_height, tf.int64),
+                                (h * min_width + w - 1) // w)
+        grown_width = tf.where(height_binds, (w * min_height + h - 1) // h,
+                               tf.constant(min_width, tf.int64))
         too_small = tf.logical_or(new_height < min_height, new_width < min_width)
-        new_height = tf.where(too_small, tf.cast(tf.math.ceil(h * scale), tf.int32),
-                              new_height)
-        new_width = tf.where(too_small, tf.cast(tf.math.ceil(w * scale), tf.int32),
-                             new_width)
+        new_height = tf.where(too_small, tf.cast(grown_height, tf.int32), new_height)
+        new_width = tf.where(too_small, tf.cast(grown_width, tf.int32), new_width)
 
     def do_resize():
         out = tf.image.resize(image, tf.stack([new_height, new_width]),

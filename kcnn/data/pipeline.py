@@ -329,52 +329,6 @@ def _grid(images, gap=2, cell=96):
     return grid
 
 
-def add_commands(commands):
-    """Add `kcnn preview` to the sub-commands of `kcnn.cli.build_parser()`."""
-    p = commands.add_parser(
-        "preview", help="write a PNG grid of augmented training images",
-        description="Write a PNG grid of training images after augmentation, so you see "
-        "what the model will see. Options as for 'kcnn train --augment'.")
-    p.add_argument("--data", default="digits",
-                   help="'digits' (default), a tensorflow-datasets name or an image folder")
-    p.add_argument("--split", default="train", help="split to read (default train)")
-    p.add_argument("--augment", nargs="*", default=[], metavar="OPTION",
-                   help=AUGMENT_HELP + " (on top of the default random crop and flip)")
-    p.add_argument("--size", type=int, default=None,
-                   help="crop size (default: the first image's size)")
-    p.add_argument("--resize", type=int, default=None,
-                   help="resize the shorter side to this before cropping (default: resize "
-                        "to the crop)")
-    p.add_argument("-n", type=int, default=16, help="number of images (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", default="preview.png", help="PNG file (default preview.png)")
-    p.set_defaults(run=_preview_command)
-
-
-AUGMENT_HELP = ("augmentations as KEY=VALUE with torchvision's names, e.g. rotation=15 "
-                "translate=0.1,0.1 scale=0.9,1.1 shear=10 brightness=0.4 contrast=0.4 "
-                "saturation=0.4 hue=0.1 grayscale=0.1 vertical_flip=0.5 erasing=0.25 "
-                "mixup=0.2 cutmix=1.0 flip=false; a bare name takes torchvision's default")
-
-
-def _preview_command(args):
-    from kcnn.data.sources import load
-
-    source = load(args.data, split=args.split)
-    preprocessing = None
-    if args.size is not None or args.resize is not None:
-        image, _ = next(iter(source.dataset.take(1)))
-        size = args.size or min(int(image.shape[0]), int(image.shape[1]))
-        preprocessing = {"crop": size, "resize": args.resize, "mean": [0.0], "std": [1.0],
-                         "scale": 1.0 / 255.0}
-    grid = preview(source, args.out, augment=ops.resolve(args.augment), n=args.n,
-                   seed=args.seed, preprocessing=preprocessing,
-                   channels=None if preprocessing is None else source.channels)
-    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]}, {args.n} images of "
-          f"{source.name} {args.split})")
-    return 0
-
-
 # ----------------------------------------------------------------------------
 
 

@@ -126,9 +126,12 @@ def load(source, split="train", *, channels=None, validation_split=None, seed=0,
         verify: folders only: "decode" (default) decodes every image once up
             front, on all cores (a few ms per ImageNet-sized JPEG: tens of
             minutes for a million files); "header" only opens each file's
-            header (fast; files that still fail to decode later are dropped
-            with a logged warning); None checks nothing. Unreadable files are
-            reported by path in a warning and skipped.
+            header and walks a PNG's or GIF's chunks (fast; a JPEG broken
+            past its header still fails to decode later and is dropped with
+            TensorFlow's logged message); None checks nothing up front. Files
+            found unreadable up front are reported by path in a warning and
+            skipped; later, in tf.data, a file that is not an image at all is
+            skipped with a logged message naming its path.
 
     Returns:
         A `Source`; `source.dataset` gives `(uint8 image, int64 label)` pairs.
@@ -190,8 +193,18 @@ def load_with_validation(data, *, validation_data=None, validation_split=0.1, se
        split held out (stratified by class, chosen by `seed`).
 
     With `required=True` (a search scores its trials on validation accuracy) a
-    run that would have no validation data raises `ValueError` instead.
+    run that would have no validation data raises `ValueError` instead. Training
+    data of a single class, and validation data whose classes differ from the
+    training data's, are refused with `ValueError`.
     """
+    train, val = _train_and_validation(data, validation_data, validation_split, seed, required)
+    if train.num_classes < 2:
+        raise ValueError(f"data={data!r} holds a single class {list(train.class_names)}; "
+                         "training a classifier needs at least two classes.")
+    return train, val
+
+
+def _train_and_validation(data, validation_data, validation_split, seed, required):
     if validation_data is not None:
         train = data if isinstance(data, Source) else load(data, split="train")
         val = _validation_source(validation_data)
@@ -400,14 +413,38 @@ def _decode_channels(path):
 
 
 def _header_channels(path):
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
             mode = image.mode
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        return None, str(e)
+            # Walks the chunks without decoding pixels: a truncated PNG or GIF is
+            # caught (and named) here rather than dropped nameless in tf.data.
+            image.verify()
+    except Exception as e:  # noqa: BLE001  PIL's verify raises many types for bad files
+        return None, str(e) or type(e).__name__
     return (1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3), None
+
+
+# The first bytes of every format tf.io.decode_image reads.
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
+
+
+def _named_if_not_an_image(data, path):
+    """`data`, after an in-graph check that it starts like an image file.
+
+    A file that fails to decode inside tf.data is dropped (`ignore_errors`) with
+    TensorFlow's message, which has no file name. This assertion fails first for
+    a file that is no image at all, and its message names the path, so the
+    skip that tf.data logs says which file it was. A file of a known format
+    whose content is broken past its header still fails in the decoder; only
+    `verify="decode"` names every such file up front.
+    """
+    known = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(sig)), sig)
+                           for sig in _SIGNATURES])
+    check = tf.debugging.Assert(known, ["kcnn: skipping a file that is not an image:", path])
+    with tf.control_dependencies([check]):
+        return tf.identity(data)
 
 
 def _check_files(paths, verify, root):
@@ -463,8 +500,10 @@ def _load_folder(root, split, channels, validation_split, seed, verify):
     target = channels or native
 
     def decode(path, label):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=0,
-                                   expand_animations=False)
+        data = tf.io.read_file(path)
+        if verify != "decode":  # files not decoded up front: name the bad ones when skipped
+            data = _named_if_not_an_image(data, path)
+        image = tf.io.decode_image(data, channels=0, expand_animations=False)
         return to_channels(image, target), label
 
     records = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))

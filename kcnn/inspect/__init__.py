@@ -7,11 +7,11 @@
 All three read the model's functional graph and work on every backend.
 """
 
-from kcnn.inspect.explain import add_commands, explain, load_images
+from kcnn.inspect.explain import explain, load_images
 from kcnn.inspect.feature_maps import feature_maps
 from kcnn.inspect.gradcam import gradcam
 from kcnn.inspect.plotting import overlay
 from kcnn.inspect.profile import Costs, Profile, model_costs, profile, without_weights
 
-__all__ = ["Costs", "Profile", "add_commands", "explain", "feature_maps", "gradcam",
+__all__ = ["Costs", "Profile", "explain", "feature_maps", "gradcam",
            "load_images", "model_costs", "overlay", "profile", "without_weights"]

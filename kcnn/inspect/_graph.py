@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from kcnn import _keras_internal
+
 _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
                  keras.layers.SeparableConv2D, keras.layers.Conv2DTranspose)
 
@@ -10,8 +12,8 @@ _CONVOLUTIONS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
 def functional(model, what="model"):
     """The functional graph of a model (a Sequential model's own, once built)."""
     if isinstance(model, keras.Sequential):
-        model = model._functional
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        model = _keras_internal.sequential_graph(model)
+    if not _keras_internal.is_graph_model(model):
         raise ValueError(
             f"{what} must be a functional or built Sequential Keras model (its graph "
             f"is read); received {model!r}."
@@ -21,14 +23,14 @@ def functional(model, what="model"):
 
 def nodes(model):
     """The model's layer calls in graph order (inputs first), input nodes left out."""
-    graph = functional(model)
-    return [node for depth in sorted(graph._nodes_by_depth, reverse=True)
-            for node in graph._nodes_by_depth[depth] if not node.is_input]
+    by_depth = _keras_internal.nodes_by_depth(functional(model))
+    return [node for depth in sorted(by_depth, reverse=True)
+            for node in by_depth[depth] if not node.is_input]
 
 
 def data_format(model):
     """The image data format the model was built in (its layers record it)."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _keras_internal.flatten_layers(model, include_self=False):
         fmt = getattr(layer, "data_format", None)
         if fmt in ("channels_last", "channels_first"):
             return fmt
@@ -99,8 +101,7 @@ def depends_on(output, tensor):
         if id(t) in seen:
             continue
         seen.add(id(t))
-        op, node_index, _ = t._keras_history
-        stack.extend(op._inbound_nodes[node_index].input_tensors)
+        stack.extend(_keras_internal.producing_node(t).input_tensors)
     return False
 
 

@@ -1,4 +1,4 @@
-"""Grad-CAM overlays for image files, and the `kcnn explain` command."""
+"""Grad-CAM overlays for image files (what `kcnn explain` writes)."""
 
 import os
 
@@ -7,6 +7,7 @@ import numpy as np
 
 from kcnn.inspect import plotting
 from kcnn.inspect.gradcam import gradcam
+from kcnn.loading import as_model
 
 
 def explain(model, images, out_dir, *, layer=None, class_index=None, alpha=0.4):
@@ -27,6 +28,7 @@ def explain(model, images, out_dir, *, layer=None, class_index=None, alpha=0.4):
         One dict per image: `image`, `overlay` (the PNG written), `class_index`,
         `class_name` and `probability` of the explained class.
     """
+    model = as_model(model)
     paths = [os.fspath(images)] if isinstance(images, (str, os.PathLike)) else \
         [os.fspath(p) for p in images]
     missing = [p for p in paths if not os.path.isfile(p)]
@@ -97,30 +99,3 @@ def _probabilities(model, x):
         return out
     e = np.exp(out - out.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def add_commands(commands):
-    """Add `kcnn explain` to the sub-parsers of `kcnn.cli.build_parser()`."""
-    p = commands.add_parser(
-        "explain", help="Grad-CAM overlays: where the model looked",
-        description="Write a Grad-CAM heatmap over each image (the crop the model "
-        "sees) for the predicted class or --class-index, as <out>/<image>_gradcam.png.")
-    p.add_argument("model", help="a .keras file")
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF)")
-    p.add_argument("--out", default="runs/explain",
-                   help="output folder (default runs/explain)")
-    p.add_argument("--layer", default=None,
-                   help="layer whose feature map to use (default: the last convolution's)")
-    p.add_argument("--class-index", type=int, default=None,
-                   help="class to explain (default: the predicted class)")
-    p.set_defaults(run=_explain)
-
-
-def _explain(args):
-    if not os.path.isfile(args.model):
-        raise ValueError(f"MODEL={args.model!r}: no such file (expected a .keras file).")
-    model = keras.saving.load_model(args.model)
-    for r in explain(model, args.images, args.out, layer=args.layer,
-                     class_index=args.class_index):
-        print(f"{r['image']} -> {r['overlay']}  {r['class_name']} ({r['probability']:.4f})")
-    return 0

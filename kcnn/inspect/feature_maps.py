@@ -3,8 +3,9 @@
 import keras
 import numpy as np
 
-from kcnn import checks
+from kcnn import _keras_internal, checks
 from kcnn.inspect import _graph, plotting
+from kcnn.loading import as_model
 
 
 def feature_maps(model, images, layers, *, path=None, image_index=0, max_channels=64,
@@ -27,6 +28,7 @@ def feature_maps(model, images, layers, *, path=None, image_index=0, max_channel
         dict layer name -> numpy array of its output for all images, in the
         model's layout (channels last or first), in the order given.
     """
+    model = as_model(model)
     graph_input = _graph.single_input(model, "feature_maps")
     x = _graph.check_images(images, graph_input, "images")
     checks.positive_int("batch_size", batch_size)
@@ -34,7 +36,7 @@ def feature_maps(model, images, layers, *, path=None, image_index=0, max_channel
     if not names:
         raise ValueError(f"layers must name at least one layer; received layers={layers!r}.")
     outputs = [_graph.resolve_layer(model, name, "layers") for name in names]
-    names = [t._keras_history.operation.name for t in outputs]
+    names = [_keras_internal.producer(t).name for t in outputs]
     fmt = _graph.data_format(model)
     if path is not None:
         _check_drawable(names, outputs, fmt, image_index, len(x), max_channels)

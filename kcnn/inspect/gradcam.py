@@ -20,8 +20,9 @@ input, so the derivative is with respect to A alone, while paths that bypass A
 import keras
 import numpy as np
 
-from kcnn import checks
+from kcnn import _keras_internal, checks
 from kcnn.inspect import _graph
+from kcnn.loading import as_model
 
 
 def gradcam(model, images, class_index=None, layer=None, batch_size=16):
@@ -47,6 +48,7 @@ def gradcam(model, images, class_index=None, layer=None, batch_size=16):
     The score is the input of the model's final activation layer (kcnn keeps
     the softmax as a separate layer), or the first output if there is none.
     """
+    model = as_model(model)
     graph_input = _graph.single_input(model, "gradcam")
     fmt = _graph.data_format(model)
     x = _graph.check_images(images, graph_input, "images")
@@ -55,14 +57,14 @@ def gradcam(model, images, class_index=None, layer=None, batch_size=16):
                else _graph.resolve_layer(model, layer, "layer"))
     if _graph.spatial(feature.shape, fmt) is None:
         raise ValueError(
-            f"layer={feature._keras_history.operation.name!r} has output shape "
+            f"layer={_keras_internal.producer(feature).name!r} has output shape "
             f"{tuple(feature.shape)}, not a feature map (batch, height, width, "
             f"channels in {fmt}): Grad-CAM needs a convolutional layer's output."
         )
     score = _score_tensor(model)
     if not _graph.depends_on(score, feature):
         raise ValueError(
-            f"layer={feature._keras_history.operation.name!r} does not lead to the "
+            f"layer={_keras_internal.producer(feature).name!r} does not lead to the "
             f"first output of {model.name!r}, whose class scores Grad-CAM explains."
         )
     features_model = keras.Model(graph_input, feature)
@@ -190,10 +192,9 @@ _GRADIENTS = {"tensorflow": _tensorflow_gradient, "jax": _jax_gradient,
 def _score_tensor(model):
     """The first output's pre-activation scores (the logits before a softmax)."""
     output = _graph.functional(model).outputs[0]
-    op = output._keras_history.operation
-    if isinstance(op, (keras.layers.Activation, keras.layers.Softmax)):
-        node = op._inbound_nodes[output._keras_history.node_index]
-        return node.input_tensors[0]
+    if isinstance(_keras_internal.producer(output),
+                  (keras.layers.Activation, keras.layers.Softmax)):
+        return _keras_internal.producing_node(output).input_tensors[0]
     return output
 
 

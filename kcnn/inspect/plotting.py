@@ -1,4 +1,9 @@
-"""PNG drawing shared by kcnn's pictures of models: tile grids and heatmap overlays."""
+"""PNG drawing shared by kcnn's pictures of models: tile grids and heatmap overlays.
+
+Figures are `matplotlib.figure.Figure` objects written with `savefig`, never
+pyplot's: pyplot's figures and `matplotlib.use` are process-wide, and a
+Jupyter session whose backend kcnn switched would show no more plots.
+"""
 
 import math
 import os
@@ -6,14 +11,11 @@ import os
 import numpy as np
 
 
-def pyplot():
-    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
+def figure(**kwargs):
+    """A new `matplotlib.figure.Figure(**kwargs)`, outside pyplot's figures."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def scale_each(tiles, axes):
@@ -39,8 +41,8 @@ def tile_grid(sections, path, title=None):
     """
     cols = max(1, math.ceil(math.sqrt(max(len(tiles) for _, tiles in sections))))
     rows = [max(1, math.ceil(len(tiles) / cols)) for _, tiles in sections]
-    plt = pyplot()
-    fig, axes = plt.subplots(sum(rows), cols, figsize=(cols, sum(rows)), squeeze=False)
+    fig = figure(figsize=(cols, sum(rows)))
+    axes = fig.subplots(sum(rows), cols, squeeze=False)
     top = 0
     for (label, tiles), n_rows in zip(sections, rows):
         block = axes[top:top + n_rows].ravel()
@@ -56,7 +58,6 @@ def tile_grid(sections, path, title=None):
     if title:
         fig.suptitle(title)
     _save(fig, path)
-    plt.close(fig)
 
 
 def overlay(image, heatmap, path, alpha=0.4, colormap="jet"):

@@ -29,9 +29,11 @@ import math
 
 import keras
 
+from kcnn import _keras_internal
 from kcnn.inspect import _costs, _graph
 from kcnn.layers.lrn import LocalResponseNormalization
 from kcnn.layers.pooling import TorchMaxPooling2D
+from kcnn.loading import is_keras_path, load_model
 
 _WINDOW_POOLS = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D,
                  TorchMaxPooling2D)
@@ -131,6 +133,8 @@ def profile(model, input_shape=None):
         A `Profile`: print it for the table; `params`, `macs`, `flops` and
         `rows` for code (see the module docstring for the conventions).
     """
+    if is_keras_path(model):
+        model = load_model(model)
     if isinstance(model, str):
         return _profile_builder(model, input_shape)
     functional = _graph.functional(model)
@@ -217,15 +221,12 @@ def without_weights():
             model = kcnn.vgg16(classes=10)
         print(kcnn.profile(model))
     """
-    from keras.src.backend.common import global_state
-
-    pending = list(global_state.get_global_attribute(
-        "uninitialized_variables", [], set_to_default=True))
+    pending = _keras_internal.uninitialized_variables()
     try:
         with keras.StatelessScope(initialize_variables=False):
             yield
     finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
+        _keras_internal.set_uninitialized_variables(pending)
 
 
 class _Walk:
@@ -243,12 +244,13 @@ class _Walk:
     def start(self, tensor, spec):
         self.specs[id(tensor)] = spec
         self.fields[id(tensor)] = ((1, 1), (1, 1))
-        layer = tensor._keras_history.operation
+        layer = _keras_internal.producer(tensor)
         self._add_row(layer, layer.name, [spec], 0, False, ((1, 1), (1, 1)))
 
     def run(self, functional, prefix):
-        for depth in sorted(functional._nodes_by_depth, reverse=True):
-            for node in functional._nodes_by_depth[depth]:
+        by_depth = _keras_internal.nodes_by_depth(functional)
+        for depth in sorted(by_depth, reverse=True):
+            for node in by_depth[depth]:
                 if node.is_input:
                     continue
                 self._visit(node, prefix)

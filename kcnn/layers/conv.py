@@ -7,9 +7,9 @@ from keras import ops
 
 # The one place that picks the formulation: backends whose own grouped
 # convolution is the fast one on CPU. TensorFlow (which runs grouped
-# convolutions through XLA on CPU) and JAX are 3-10x slower with groups=2 than
-# with the split form, and far slower with many groups; torch is faster
-# natively. Measurements in the GroupedConv2D docstring.
+# convolutions through XLA on CPU) and JAX are several times slower with
+# groups=2 than with the split form, and far slower with many groups; torch is
+# faster natively. The measurements are in benchmarks/README.md.
 _NATIVE_GROUPS_BACKENDS = ("torch",)
 
 
@@ -46,24 +46,10 @@ class GroupedConv2D(keras.layers.Conv2D):
     parameter counts, weight files and `.keras` files do not depend on the
     backend. Only the computation differs: on TensorFlow and JAX the groups run
     as separate convolutions on the channel slices, concatenated; on torch as
-    torch's native grouped convolution.
-
-    Measured side by side on 2 CPUs (interleaved medians of `train_on_batch`,
-    forward + backward + SGD; the machine was shared, so compare within a row):
-
-    | train step                                  | backend    | native   | split   |
-    |---------------------------------------------|------------|----------|---------|
-    | Conv2D(256, 5, groups=2), (8, 27, 27, 96)   | TensorFlow | 640-1500 | 70-150  |
-    |                                             | JAX        | ~2000    | 230-245 |
-    |                                             | torch      | 385-455  | 515-540 |
-    | Conv2D(128, 3, groups=32), (8, 56, 56, 128) | TensorFlow | 16500    | 53      |
-    |                                             | JAX        | 40700    | 350     |
-    |                                             | torch      | 500      | 1640    |
-    | AlexNet(variant="paper"), (8, 227, 227, 3)  | TensorFlow | 4130     | 1280    |
-    |                                             | JAX        | 5960     | 2000    |
-
-    (milliseconds; "native" is `keras.layers.Conv2D(groups=...)`.) Outputs of
-    the two forms agree within 1e-5.
+    torch's native grouped convolution. On CPU each backend's choice trains
+    faster than the other form, by a wide margin on TensorFlow and JAX, more
+    so as the groups grow (training-step times of both forms on each backend:
+    benchmarks/README.md). Outputs of the two forms agree within 1e-5.
     """
 
     def convolution_op(self, inputs, kernel):

@@ -5,15 +5,17 @@ One formula, three implementations that compute it to float32 rounding:
 - `_lrn_ops`: the common path, in `keras.ops`. The window sum adds `size`
   shifted slices of the zero-padded squares, which is exact (a cumulative-sum
   difference is not, and `average_pool(padding="same")` is wrong at the edges).
-  The gradient is written out by hand: autodiff through the slices is 2-3x
-  slower.
+  The gradient is written out by hand: autodiff through the slices is
+  several times slower.
 - `_lrn_tensorflow`: `tf.nn.local_response_normalization`, which already uses
   the paper's convention, with TensorFlow's own gradient kernel.
 - `_lrn_torch`: the same formula and gradient as the common path as a
   `torch.autograd.Function` whose window sums add the shifted channels in place.
 
 `_implementation` picks one per backend, and only there; benchmarks/lrn.py
-measures each against the common path and the reference ops.
+measures each against the common path and the reference ops
+(benchmarks/results/lrn_<backend>.json; earlier runs' figures are in
+benchmarks/README.md).
 """
 
 import functools
@@ -45,16 +47,16 @@ def local_response_normalization(x, size=5, alpha=1e-4, beta=0.75, k=2.0,
 def _implementation(backend, rank, axis, dtype):
     """The one place where a backend's own kernel replaces the common path.
 
-    Forward + backward on (128, 27, 27, 96) float32 on 2 busy CPUs, as ratios
-    to the backend's reference op (benchmarks/lrn.py, several runs each):
-    - torch: the in-place window sums run at 0.45-0.56x torch's
-      `LocalResponseNorm`, the common path at 0.62-0.93x.
-    - TensorFlow, channels_last: the native op is the reference itself
+    Chosen on forward + backward time (benchmarks/lrn.py; the figures are in
+    benchmarks/results/lrn_<backend>.json and benchmarks/README.md):
+    - torch: the in-place window sums, faster than both torch's
+      `LocalResponseNorm` and the common path.
+    - TensorFlow, channels_last: the native op, which is the reference itself
       (bit-identical forward and gradient, two saved tensors instead of four,
-      cuDNN on a GPU). On CPU the common path runs at 0.67-0.9x of it inside a
-      tf.function but 1.17x eagerly. channels_first: the common path
-      (0.6-0.9x) beats the native op between two transposes (0.73-1.35x).
-    - JAX: the common path, at 0.43-0.76x `tf.nn.local_response_normalization`.
+      cuDNN on a GPU), kept although the common path has run faster on CPU
+      inside a tf.function in some runs. channels_first: the common path,
+      which beats the native op between two transposes.
+    - JAX: the common path (no native LRN).
     """
     if backend == "tensorflow" and rank == 4 and axis == 3 and dtype == "float32":
         return _lrn_tensorflow

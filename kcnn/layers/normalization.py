@@ -14,10 +14,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     in training) on the TensorFlow backend, with float32 channels-last input
     and both `center` and `scale`, it calls TensorFlow's fused kernel
     (`FusedBatchNormV3`, one pass over the activations) instead of Keras's
-    `tf.nn.batch_normalization` (several): MobileNetV2 infers about 14% and
-    ResNet-50 about 10% faster on a CPU, and the outputs agree to float32
-    rounding (1e-6 relative; `tests/layers/test_normalization.py`). Everywhere
-    else it is Keras's layer.
+    `tf.nn.batch_normalization` (several), which makes MobileNetV2 and
+    ResNet-50 infer measurably faster on a CPU (benchmarks/README.md), and the
+    outputs agree to float32 rounding (1e-6 relative;
+    `tests/layers/test_normalization.py`). Everywhere else it is Keras's layer.
     """
 
     def call(self, inputs, training=None, mask=None):

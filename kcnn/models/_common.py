@@ -9,6 +9,7 @@ the builder) or a tag from `kcnn.weights.list_weights()`, downloaded and cached
 by `kcnn.weights.hub`.
 """
 
+import dataclasses
 import functools
 import json
 import os
@@ -107,37 +108,66 @@ def ends_in_softmax(model):
     return getattr(activation, "__name__", "") == "softmax"
 
 
-def check_arguments(*, model_name, include_top, weights, pooling, classes,
-                    classifier_activation, builder=None):
-    """The `keras.applications` argument checks, with clear messages.
+@dataclasses.dataclass(frozen=True)
+class Arguments:
+    """One builder call's shared arguments, checked when made (`arguments`).
 
-    `builder` is the registered builder name that weight names resolve for
-    (default `model_name`; pass it, since users may rename the model).
+    `keras.applications`' seven, the model's `name`, `init`, the `family` whose
+    init rules apply (`kcnn.models.initializers`) and the registered `builder`
+    that weight names resolve for (users may rename the model).
     """
-    if not isinstance(include_top, bool):
+
+    family: str
+    builder: str
+    name: str
+    include_top: bool
+    weights: object
+    input_tensor: object
+    input_shape: object
+    pooling: object
+    classes: int
+    classifier_activation: object
+    init: str
+
+
+# The fields that are arguments of every builder.
+_SHARED = tuple(f.name for f in dataclasses.fields(Arguments)
+                if f.name not in ("family", "builder"))
+
+
+def arguments(family, builder, values):
+    """The shared arguments among a builder's `values` (its `locals()`), checked.
+
+    The `keras.applications` checks, with clear messages, then `init`'s.
+    """
+    args = Arguments(family, builder, **{key: values[key] for key in _SHARED})
+    if not isinstance(args.include_top, bool):
         raise ValueError(
-            f"include_top must be True or False; received include_top={include_top!r}."
+            f"include_top must be True or False; received include_top={args.include_top!r}."
         )
-    if pooling not in _POOLINGS:
+    if args.pooling not in _POOLINGS:
         raise ValueError(
-            f"pooling must be one of None, 'avg' or 'max' for {model_name}; "
-            f"received pooling={pooling!r}."
+            f"pooling must be one of None, 'avg' or 'max' for {args.name}; "
+            f"received pooling={args.pooling!r}."
         )
+    classes = args.classes
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(
-            f"classes must be a positive integer for {model_name}; "
+            f"classes must be a positive integer for {args.name}; "
             f"received classes={classes!r}."
         )
-    if weights is not None:
-        _check_weights(builder or model_name, weights, include_top, classes)
+    if args.weights is not None:
+        _check_weights(builder, args.weights, args.include_top, classes)
     try:
-        keras.activations.get(classifier_activation)
+        keras.activations.get(args.classifier_activation)
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"classifier_activation must be None, the name of a Keras activation "
             f"(such as 'softmax') or a callable; received "
-            f"classifier_activation={classifier_activation!r}."
+            f"classifier_activation={args.classifier_activation!r}."
         ) from e
+    initializers.check(family, args.init, args.name)
+    return args
 
 
 def _check_weights(builder, weights, include_top, classes):
@@ -173,24 +203,24 @@ def _check_weights(builder, weights, include_top, classes):
         )
 
 
-def weights_argument(builder, weights, argument, default):
+def weights_argument(args, argument, default):
     """A builder argument left as None: what the named weights were made with, else `default`.
 
     GoogLeNet's `transform_input` is on with torchvision's weights, as there.
     """
-    entry = hub.find_weights(builder, weights)
+    entry = hub.find_weights(args.builder, args.weights)
     return entry.builder_arguments.get(argument, default) if entry else default
 
 
-def check_weights_argument(builder, weights, argument, value, default):
+def check_weights_argument(args, argument, value, default):
     """Refuse a family argument that changes the layers the named weights were made for."""
-    entry = hub.find_weights(builder, weights)
+    entry = hub.find_weights(args.builder, args.weights)
     if entry is None:
         return
     expected = entry.builder_arguments.get(argument, default)
     if value != expected:
         raise ValueError(
-            f"{argument}={value!r} does not fit weights={weights!r}: the {entry} were "
+            f"{argument}={value!r} does not fit weights={args.weights!r}: the {entry} were "
             f"made with {argument}={expected!r}."
         )
 
@@ -214,8 +244,8 @@ def spatial_and_channels(shape):
     return shape[1], shape[2], shape[0]
 
 
-def build_input(*, model_name, input_shape, input_tensor, default_size,
-                default_channels=3, min_size, fixed_size_required):
+def build_input(args, *, default_size, default_channels=3, min_size,
+                fixed_size_required):
     """Resolve `input_shape`/`input_tensor` into the model's input tensor.
 
     Returns `(img_input, (height, width, channels))`. `input_shape` is given in
@@ -223,6 +253,7 @@ def build_input(*, model_name, input_shape, input_tensor, default_size,
     `fixed_size_required`: the layers need known height and width (a flatten
     before dense layers), so `None` dimensions are refused.
     """
+    model_name, input_shape, input_tensor = args.name, args.input_shape, args.input_tensor
     if input_tensor is not None and input_shape is None:
         input_shape = tuple(input_tensor.shape[1:])
     if input_shape is None:
@@ -280,26 +311,28 @@ def global_pool(x, pooling, name="pool"):
     return x
 
 
-def pooled_classifier(x, *, include_top, pooling, classes, classifier_activation,
-                      dropout=0.0, pool_name="avgpool", dropout_name="dropout",
-                      dense_name="fc"):
-    """The head of the global-pooling families (ResNet, DenseNet, ...).
+def pooled_head(args, *, dense_name, dropout=0.0, dropout_name="dropout",
+                pool_name="avgpool"):
+    """The head of the global-pooling families (ResNet, DenseNet, ...), for `family_model`.
 
-    With the top: global average pooling, optional dropout and a dense layer
-    named as torchvision names its linear layer. Without: `pooling`.
+    Global average pooling, dropout when `dropout` > 0 and the classifier,
+    named as torchvision names its modules.
     """
-    if not include_top:
-        return global_pool(x, pooling)
-    x = keras.layers.GlobalAveragePooling2D(name=pool_name)(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name=dropout_name)(x)
-    return classifier(x, classes, classifier_activation, name=dense_name)
+
+    def head(x):
+        x = keras.layers.GlobalAveragePooling2D(name=pool_name)(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=dropout_name)(x)
+        return classifier(x, args.classes, args.classifier_activation, name=dense_name)
+
+    return head
 
 
-def classifier(x, classes, classifier_activation, name):
-    """The last dense layer; the activation is a separate layer kept in float32.
+def classifier(x, classes, classifier_activation, name, activation_name="predictions"):
+    """The last dense layer `name`; the activation is a separate layer kept in float32.
 
-    Keeping the activation apart keeps logits reachable (`model.get_layer(name)`).
+    Keeping the activation apart (`activation_name`) keeps logits reachable
+    (`model.get_layer(name)`).
     """
     # Under a mixed policy the logits are computed in float32 too, so that
     # losses and softmax see full precision, as Keras's mixed-precision guide does.
@@ -308,22 +341,33 @@ def classifier(x, classes, classifier_activation, name):
                            **initializers.dense(x.shape[-1], classes))(x)
     if classifier_activation is not None:
         x = keras.layers.Activation(classifier_activation, dtype="float32",
-                                    name="predictions")(x)
+                                    name=activation_name)(x)
     return x
 
 
-def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
-               preprocessing, weights, include_top=True, builder=None):
-    """Wrap the graph in a `kcnn.models.Model` with metadata; load `weights`.
+def family_model(args, img_input, hwc, *, features, head, preprocessing):
+    """The ending every family shares: features, then the head or `pooling`, then the model.
+
+    `features(img_input)` and `head(features)` build their layers under the
+    family's `init` rules; without the top, `pooling` replaces the head. The
+    result is a `Model` with its metadata record, loaded with `args.weights`.
+    """
+    with initializers.scheme(args.family, args.init):
+        x = features(img_input)
+        x = head(x) if args.include_top else global_pool(x, args.pooling)
+    return make_model(args, img_input, x, hwc, preprocessing)
+
+
+def make_model(args, img_input, outputs, hwc, preprocessing):
+    """Wrap the graph in a `kcnn.models.Model` with metadata; load `args.weights`.
 
     Named weights bring their preprocessing and, with the top, their class
     names into the metadata. Without the top, a weights file's classifier is
     ignored, as in `keras.applications`.
     """
-    inputs = (keras.utils.get_source_inputs(input_tensor)
-              if input_tensor is not None else img_input)
-    builder = builder or name
-    entry = hub.find_weights(builder, weights)
+    inputs = (keras.utils.get_source_inputs(args.input_tensor)
+              if args.input_tensor is not None else img_input)
+    entry = hub.find_weights(args.builder, args.weights)
     if entry is not None:
         preprocessing = entry.preprocessing
     h, w, c = hwc
@@ -331,15 +375,16 @@ def make_model(*, img_input, input_tensor, outputs, name, hwc, classes,
         "input_size": [h, w],
         "channels": c,
         "preprocessing": _fit_channels(_fit_crop(preprocessing, h, w), c),
-        "class_names": (list(entry.class_names) if entry is not None and include_top
-                        else [str(i) for i in range(classes)]),
+        "class_names": (list(entry.class_names) if entry is not None and args.include_top
+                        else [str(i) for i in range(args.classes)]),
     }
     if entry is not None:
         metadata["weights"] = {"builder": entry.model_name, "tag": entry.tag,
                                "url": entry.url}
-    model = Model(inputs, outputs, name=name, metadata=metadata)
-    if weights is not None:
-        load_weights(model, weights, skip_unmatched=not include_top, builder=builder)
+    model = Model(inputs, outputs, name=args.name, metadata=metadata)
+    if args.weights is not None:
+        load_weights(model, args.weights, skip_unmatched=not args.include_top,
+                     builder=args.builder)
     return model
 
 

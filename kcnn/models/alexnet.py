@@ -21,18 +21,19 @@ first dense layer's kernel is torch's column c * 36 + h * 6 + w.
 
 __all__ = ["alexnet"]
 
+import functools
+
 import keras
 
 from kcnn.layers import AdaptiveAveragePooling2D, GroupedConv2D, LocalResponseNormalization
 from kcnn.models import _common, initializers
-from kcnn.models.blocks import conv2d, max_pool
+from kcnn.models.blocks import torchvision_features
 from kcnn.registry import register
 
 # As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
 preprocess_input = _common.family_preprocess_input(__all__)
 
 _VARIANTS = ("torchvision", "paper")
-_INITS = ("keras", "torchvision", "paper")
 
 # Default and smallest inputs: the smallest keeps a 1x1 map after the third pool.
 _DEFAULT_SIZE = {"torchvision": 224, "paper": 227}
@@ -124,46 +125,34 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
             biases 1 in conv2, conv4, conv5, fc6 and fc7 and 0 elsewhere.
         Other arguments as in `keras.applications`.
     """
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder="alexnet")
+    args = _common.arguments("alexnet", "alexnet", locals())
     groups = _check_family_arguments(variant, groups, init, dropout, name)
-    _common.check_weights_argument("alexnet", weights, "variant", variant, "torchvision")
+    _common.check_weights_argument(args, "variant", variant, "torchvision")
     img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=_DEFAULT_SIZE[variant], min_size=_MIN_SIZE[variant],
+        args, default_size=_DEFAULT_SIZE[variant], min_size=_MIN_SIZE[variant],
         fixed_size_required=include_top)
-    with initializers.scheme("alexnet", init, name):
-        if variant == "torchvision":
-            x = _torchvision_features(img_input)
-        else:
-            x = _paper_features(img_input, groups, init)
-        if include_top:
-            x = AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
-            x = keras.layers.Flatten(name="flatten")(x)
-            head = _torchvision_head if variant == "torchvision" else _paper_head
-            x = head(x, classes, classifier_activation, dropout, init)
-        else:
-            x = _common.global_pool(x, pooling)
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_preprocessing(hwc[0], _DEFAULT_SIZE[variant]),
-        builder="alexnet")
+    if variant == "torchvision":
+        features = functools.partial(torchvision_features, rows=_TORCHVISION_FEATURES,
+                                     pool_size=3)
+        head = _torchvision_head
+    else:
+        features = functools.partial(_paper_features, groups=groups, init=init)
+        head = functools.partial(_paper_head, init=init)
+    return _common.family_model(
+        args, img_input, hwc, features=features,
+        head=functools.partial(_head, args=args, dropout=dropout, head=head),
+        preprocessing=_preprocessing(hwc[0], _DEFAULT_SIZE[variant]))
 
 
 def _check_family_arguments(variant, groups, init, dropout, name):
-    """Check AlexNet's own arguments; return the group count to build with."""
+    """Check AlexNet's own arguments; return the group count to build with.
+
+    `init` has passed `_common.arguments`' check.
+    """
     if variant not in _VARIANTS:
         raise ValueError(
             f"variant must be one of {', '.join(map(repr, _VARIANTS))} for {name}; "
             f"received variant={variant!r}."
-        )
-    if init not in _INITS:
-        raise ValueError(
-            f"init must be one of {', '.join(map(repr, _INITS))} for {name}; "
-            f"received init={init!r}."
         )
     _common.check_rate(dropout, "dropout", name)
     if variant == "torchvision":
@@ -202,22 +191,14 @@ def _preprocessing(size, default_size):
     return _common.imagenet_preprocessing(size=size, resize=resize)
 
 
-def _torchvision_features(x):
-    index = 0
-    for row in _TORCHVISION_FEATURES:
-        if row == "M":
-            x = max_pool(x, 3, 2, name=f"features_{index}")
-            index += 1
-            continue
-        filters, kernel, stride, padding = row
-        x = conv2d(x, filters, kernel, strides=stride, padding=padding,
-                   name=f"features_{index}")
-        x = keras.layers.ReLU(name=f"features_{index + 1}")(x)
-        index += 2
-    return x
+def _head(x, args, dropout, head):
+    """Both layouts' heads: an adaptive pool to the 6x6 map, flatten, `head`."""
+    x = AdaptiveAveragePooling2D(_HEAD_MAP, name="avgpool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return head(x, args.classes, args.classifier_activation, dropout)
 
 
-def _torchvision_head(x, classes, classifier_activation, dropout, init):
+def _torchvision_head(x, classes, classifier_activation, dropout):
     x = keras.layers.Dropout(dropout, name="classifier_0")(x)
     x = keras.layers.Dense(_HIDDEN, name="classifier_1",
                            **initializers.dense(x.shape[-1], _HIDDEN))(x)

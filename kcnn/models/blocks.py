@@ -35,16 +35,17 @@ def torch_padding(x, kernel_size, strides, padding, name):
 
 
 def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
-           use_bias=True, name):
+           use_bias=True, activation=None, name):
     """torch's `Conv2d(kernel_size, stride, padding, groups, bias)` as Keras layers.
 
     Initialised by the builder's `init` scheme (`kcnn.models.initializers`).
+    `activation` is applied inside the convolution layer (LeNet-5's tanh).
     """
     init = initializers.conv(x.shape[channel_axis()], filters, kernel_size, groups)
     x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return keras.layers.Conv2D(
         filters, kernel_size, strides=strides, padding=pad_mode, groups=groups,
-        use_bias=use_bias, name=name, **init,
+        use_bias=use_bias, activation=activation, name=name, **init,
     )(x)
 
 
@@ -76,6 +77,32 @@ def max_pool(x, pool_size, strides, *, padding=0, name):
     if padding:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     return keras.layers.MaxPooling2D(pool_size, strides, name=name)(x)
+
+
+def torchvision_features(x, rows, *, pool_size, use_bn=False):
+    """torchvision's `features` Sequential of AlexNet and VGG, built from a table.
+
+    A row is "M", `MaxPool2d(pool_size, 2)`, or `(filters, kernel, stride,
+    padding)`, a convolution followed by batch norm when `use_bn` (the
+    convolution keeps its bias, as in torchvision) and ReLU. Each module is
+    named `features_{i}`, `i` its index in the Sequential.
+    """
+    i = 0
+    for row in rows:
+        if row == "M":
+            x = max_pool(x, pool_size, 2, name=f"features_{i}")
+            i += 1
+            continue
+        filters, kernel, stride, padding = row
+        x = conv2d(x, filters, kernel, strides=stride, padding=padding,
+                   name=f"features_{i}")
+        i += 1
+        if use_bn:
+            x = batch_norm(x, f"features_{i}")
+            i += 1
+        x = keras.layers.ReLU(name=f"features_{i}")(x)
+        i += 1
+    return x
 
 
 # Blocks of the mobile families (MobileNetV2, EfficientNet), after torchvision's

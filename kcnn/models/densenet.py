@@ -25,9 +25,11 @@ default U(+-1/sqrt(fan_in)) with a zero bias; `init="keras"`: Keras's defaults.
 
 __all__ = ["densenet121", "densenet161", "densenet169", "densenet201"]
 
+import functools
+
 import keras
 
-from kcnn.models import _common, initializers
+from kcnn.models import _common
 from kcnn.models.blocks import batch_norm, conv2d, max_pool
 from kcnn.registry import register
 
@@ -48,28 +50,20 @@ _BN_SIZE = 4
 _MIN_SIZE = 29
 
 
-def _densenet(depth, *, include_top, weights, input_tensor, input_shape,
-              pooling, classes, classifier_activation, init, name):
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder=f"densenet{depth}")
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
-    with initializers.scheme("densenet", init, name):
-        x = _features(img_input, *_VARIANTS[depth])
-        x = _common.pooled_classifier(
-            x, include_top=include_top, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, pool_name="avgpool",
-            dense_name="classifier")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(), builder=f"densenet{depth}")
+def _densenet(depth, **kwargs):
+    """The DenseNet of `depth`; `kwargs`: the public builder's arguments."""
+    args = _common.arguments("densenet", f"densenet{depth}", kwargs)
+    img_input, hwc = _common.build_input(args, default_size=224, min_size=_MIN_SIZE,
+                                         fixed_size_required=False)
+    return _common.family_model(
+        args, img_input, hwc,
+        features=functools.partial(_features, depth=depth),
+        head=_common.pooled_head(args, dense_name="classifier"),
+        preprocessing=_common.imagenet_preprocessing())
 
 
-def _features(x, growth_rate, block_config, num_features):
+def _features(x, depth):
+    growth_rate, block_config, num_features = _VARIANTS[depth]
     x = conv2d(x, num_features, 7, strides=2, padding=3, use_bias=False,
                name="features_conv0")
     x = batch_norm(x, "features_norm0")
@@ -112,14 +106,6 @@ def _transition(x, filters, *, name):
     return keras.layers.AveragePooling2D(2, 2, name=f"{name}_pool")(x)
 
 
-def _builder_args(include_top, weights, input_tensor, input_shape, pooling,
-                  classes, classifier_activation, init, name):
-    return dict(include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, init=init, name=name)
-
-
 @register
 def densenet121(include_top=True, weights=None, input_tensor=None,
                 input_shape=None, pooling=None, classes=1000,
@@ -130,9 +116,7 @@ def densenet121(include_top=True, weights=None, input_tensor=None,
     7,978,856 parameters with 1000 classes. Input 224x224 RGB; any size from
     29x29. See the module docstring for the layout and `init`.
     """
-    return _densenet(121, **_builder_args(
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, init, name))
+    return _densenet(121, **locals())
 
 
 @register
@@ -145,9 +129,7 @@ def densenet161(include_top=True, weights=None, input_tensor=None,
     28,681,000 parameters with 1000 classes. Input 224x224 RGB; any size from
     29x29. See the module docstring for the layout and `init`.
     """
-    return _densenet(161, **_builder_args(
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, init, name))
+    return _densenet(161, **locals())
 
 
 @register
@@ -160,9 +142,7 @@ def densenet169(include_top=True, weights=None, input_tensor=None,
     14,149,480 parameters with 1000 classes. Input 224x224 RGB; any size from
     29x29. See the module docstring for the layout and `init`.
     """
-    return _densenet(169, **_builder_args(
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, init, name))
+    return _densenet(169, **locals())
 
 
 @register
@@ -175,6 +155,4 @@ def densenet201(include_top=True, weights=None, input_tensor=None,
     20,013,928 parameters with 1000 classes. Input 224x224 RGB; any size from
     29x29. See the module docstring for the layout and `init`.
     """
-    return _densenet(201, **_builder_args(
-        include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, init, name))
+    return _densenet(201, **locals())

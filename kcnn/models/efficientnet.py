@@ -40,9 +40,10 @@ Keras's defaults.
 __all__ = ["efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
            "efficientnet_b4", "efficientnet_b5", "efficientnet_b6", "efficientnet_b7"]
 
+import functools
 import math
 
-from kcnn.models import _common, initializers
+from kcnn.models import _common
 from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
@@ -84,34 +85,24 @@ _BN_PORTED = (1e-3, 0.99)
 _MIN_SIZE = 32
 
 
-def _efficientnet(variant, *, include_top, weights, input_tensor, input_shape,
-                  pooling, classes, classifier_activation, dropout,
-                  stochastic_depth_prob, init, name):
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder=f"efficientnet_b{variant}")
-    _common.check_rate(dropout, "dropout", name)
-    _common.check_rate(stochastic_depth_prob, "stochastic_depth_prob", name,
+def _efficientnet(variant, *, dropout, stochastic_depth_prob, **kwargs):
+    """EfficientNet-B`variant`; the rest: the public builder's arguments."""
+    args = _common.arguments("efficientnet", f"efficientnet_b{variant}", kwargs)
+    _common.check_rate(dropout, "dropout", args.name)
+    _common.check_rate(stochastic_depth_prob, "stochastic_depth_prob", args.name,
                        upper_inclusive=True)
     width_mult, depth_mult, crop, resize = _VARIANTS[variant]
     bn_epsilon, bn_momentum = _BN_TORCH if variant <= 4 else _BN_PORTED
-    bn = dict(bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=crop, min_size=_MIN_SIZE, fixed_size_required=False)
-
-    with initializers.scheme("efficientnet", init, name):
-        x = _features(img_input, width_mult, depth_mult, stochastic_depth_prob, bn)
-        x = _common.pooled_classifier(
-            x, include_top=include_top, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, dropout=dropout,
-            pool_name="avgpool", dropout_name="classifier_0",
-            dense_name="classifier_1")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        builder=f"efficientnet_b{variant}",
+    img_input, hwc = _common.build_input(args, default_size=crop, min_size=_MIN_SIZE,
+                                         fixed_size_required=False)
+    return _common.family_model(
+        args, img_input, hwc,
+        features=functools.partial(
+            _features, width_mult=width_mult, depth_mult=depth_mult,
+            stochastic_depth_prob=stochastic_depth_prob,
+            bn=dict(bn_epsilon=bn_epsilon, bn_momentum=bn_momentum)),
+        head=_common.pooled_head(args, dropout=dropout, dropout_name="classifier_0",
+                                 dense_name="classifier_1"),
         preprocessing=_common.preprocessing(
             size=crop, resize=resize, mean=_common.IMAGENET_MEAN,
             std=_common.IMAGENET_STD, interpolation="bicubic"))
@@ -153,13 +144,7 @@ def efficientnet_b0(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(0, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(0, **locals())
 
 
 @register
@@ -176,13 +161,7 @@ def efficientnet_b1(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(1, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(1, **locals())
 
 
 @register
@@ -199,13 +178,7 @@ def efficientnet_b2(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(2, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(2, **locals())
 
 
 @register
@@ -222,13 +195,7 @@ def efficientnet_b3(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(3, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(3, **locals())
 
 
 @register
@@ -245,13 +212,7 @@ def efficientnet_b4(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(4, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(4, **locals())
 
 
 @register
@@ -268,13 +229,7 @@ def efficientnet_b5(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(5, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(5, **locals())
 
 
 @register
@@ -291,13 +246,7 @@ def efficientnet_b6(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(6, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(6, **locals())
 
 
 @register
@@ -314,10 +263,4 @@ def efficientnet_b7(include_top=True, weights=None, input_tensor=None,
     residual branch with rate stochastic_depth_prob * i / n in training).
     `init`: "torchvision" or "keras". See the module docstring.
     """
-    return _efficientnet(7, include_top=include_top, weights=weights,
-                         input_tensor=input_tensor, input_shape=input_shape,
-                         pooling=pooling, classes=classes,
-                         classifier_activation=classifier_activation,
-                         dropout=dropout,
-                         stochastic_depth_prob=stochastic_depth_prob, init=init,
-                         name=name)
+    return _efficientnet(7, **locals())

@@ -32,6 +32,8 @@ defaults.
 
 __all__ = ["googlenet"]
 
+import functools
+
 import keras
 from keras import ops
 
@@ -119,15 +121,11 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
         init: "torchvision" (see the module docstring) or "keras".
         Other arguments as in `keras.applications`.
     """
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder="googlenet")
+    args = _common.arguments("googlenet", "googlenet", locals())
     _common.check_rate(dropout, "dropout", name)
     _common.check_rate(dropout_aux, "dropout_aux", name)
     if transform_input is None:
-        transform_input = _common.weights_argument("googlenet", weights,
-                                                   "transform_input", False)
+        transform_input = _common.weights_argument(args, "transform_input", False)
     for arg, flag in (("aux_logits", aux_logits), ("transform_input", transform_input)):
         if not isinstance(flag, bool):
             raise ValueError(
@@ -138,9 +136,8 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
             f"aux_logits=True adds classifiers, so {name} needs include_top=True "
             f"with it; received include_top=False."
         )
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
+    img_input, hwc = _common.build_input(args, default_size=224, min_size=_MIN_SIZE,
+                                         fixed_size_required=False)
     if aux_logits and None in hwc[:2]:
         raise ValueError(
             f"aux_logits=True needs a fixed input size for {name} (the auxiliary "
@@ -153,24 +150,25 @@ def googlenet(include_top=True, weights=None, input_tensor=None,
             f"{name} needs 3 input channels with it; received "
             f"input_shape={input_shape!r}."
         )
+    aux_head = (functools.partial(_inception_aux, args=args, dropout=dropout_aux)
+                if aux_logits else None)
+    aux = {}  # the auxiliary outputs by name, filled in by `_body`
+    main_head = _common.pooled_head(args, dropout=dropout, dense_name="fc")
 
-    with initializers.scheme("googlenet", init, name):
-        x, aux_outputs = _body(img_input, transform_input, aux_logits, classes,
-                               classifier_activation, dropout_aux)
-        x = _common.pooled_classifier(
-            x, include_top=include_top, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, dropout=dropout,
-            pool_name="avgpool", dropout_name="dropout", dense_name="fc")
-    outputs = [x, aux_outputs["aux2"], aux_outputs["aux1"]] if aux_logits else x
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=outputs,
-        name=name, hwc=hwc, classes=classes, weights=weights,
-        include_top=include_top, preprocessing=_common.imagenet_preprocessing(),
-        builder="googlenet")
+    def head(x):
+        # torchvision's order: GoogLeNetOutputs(logits, aux_logits2, aux_logits1).
+        return [main_head(x), aux["aux2"], aux["aux1"]] if aux else main_head(x)
+
+    return _common.family_model(
+        args, img_input, hwc,
+        features=functools.partial(_body, transform_input=transform_input,
+                                   aux_head=aux_head, aux=aux),
+        head=head, preprocessing=_common.imagenet_preprocessing())
 
 
-def _body(x, transform_input, aux_logits, classes, classifier_activation, dropout_aux):
-    """The stem and the inception modules: (features, {aux name: aux output})."""
+def _body(x, transform_input, aux_head, aux):
+    """The stem and the inception modules; with an `aux_head`, the auxiliary
+    classifiers go into `aux` by name."""
     if transform_input:
         x = GoogLeNetInputTransform(name="transform_input")(x)
     x = _basic_conv(x, 64, 7, strides=2, padding=3, name="conv1")
@@ -178,17 +176,15 @@ def _body(x, transform_input, aux_logits, classes, classifier_activation, dropou
     x = _basic_conv(x, 64, 1, name="conv2")
     x = _basic_conv(x, 192, 3, padding=1, name="conv3")
     x = TorchMaxPooling2D(3, 2, ceil_mode=True, name="maxpool2")(x)
-    aux_outputs = {}
     for module, spec in _BODY:
         if module.startswith("maxpool"):
             x = TorchMaxPooling2D(spec, 2, ceil_mode=True, name=module)(x)
             continue
         x = _inception(x, *spec, name=module)
-        if aux_logits and module in _AUX_AFTER:
-            aux = _AUX_AFTER[module]
-            aux_outputs[aux] = _inception_aux(
-                x, classes, classifier_activation, dropout_aux, name=aux)
-    return x, aux_outputs
+        if aux_head and module in _AUX_AFTER:
+            name = _AUX_AFTER[module]
+            aux[name] = aux_head(x, name=name)
+    return x
 
 
 def _basic_conv(x, filters, kernel_size, *, strides=1, padding=0, name):
@@ -214,20 +210,19 @@ def _inception(x, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj, *, name):
         [branch1, branch2, branch3, branch4])
 
 
-def _inception_aux(x, classes, classifier_activation, dropout, *, name):
-    """torchvision's InceptionAux: 4x4 pool, 1x1 conv 128, fc 1024, fc classes."""
+def _inception_aux(x, args, dropout, *, name):
+    """torchvision's InceptionAux: 4x4 pool, 1x1 conv 128, fc 1024, fc classes.
+
+    The classifier is `_common.classifier`'s, float32 logits included.
+    """
     x = AdaptiveAveragePooling2D(4, name=f"{name}_pool")(x)
     x = _basic_conv(x, 128, 1, name=f"{name}_conv")
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
     x = keras.layers.Dense(1024, activation="relu", name=f"{name}_fc1",
                            **initializers.dense(x.shape[-1], 1024))(x)
     x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    x = keras.layers.Dense(classes, name=f"{name}_fc2",
-                           **initializers.dense(x.shape[-1], classes))(x)
-    if classifier_activation is not None:
-        x = keras.layers.Activation(classifier_activation, dtype="float32",
-                                    name=f"{name}_predictions")(x)
-    return x
+    return _common.classifier(x, args.classes, args.classifier_activation,
+                              name=f"{name}_fc2", activation_name=f"{name}_predictions")
 
 
 @keras.saving.register_keras_serializable(package="kcnn")

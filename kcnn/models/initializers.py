@@ -84,8 +84,12 @@ def _uniform(bound):
     return keras.initializers.RandomUniform(-bound, bound)
 
 
-def check(init, model_name, allowed=INITS):
-    """A ValueError naming `init` and the allowed values, unless `init` is one."""
+def check(family, init, model_name):
+    """A ValueError naming `init` and the values `family` allows, unless `init` is one.
+
+    Every family allows `INITS`; a family with schemes of its own (`OWN`) adds them.
+    """
+    allowed = INITS + tuple(OWN.get(family, {}))
     if init not in allowed:
         raise ValueError(
             f"init must be one of {', '.join(map(repr, allowed))} for {model_name}; "
@@ -94,14 +98,13 @@ def check(init, model_name, allowed=INITS):
 
 
 @contextlib.contextmanager
-def scheme(family, init, model_name):
+def scheme(family, init):
     """Build the layers created inside with `init`'s initializers for `family`.
 
-    The helpers `conv`, `depthwise` and `dense` read it; outside any scheme
-    they give Keras's defaults.
+    `init` has passed `check`. The helpers `conv`, `depthwise` and `dense` read
+    it; outside any scheme they give Keras's defaults.
     """
     own = OWN.get(family, {})
-    check(init, model_name, INITS + tuple(own))
     rules = own[init] if init in own else TORCHVISION[family]
     token = _SCHEME.set(None if init == "keras" else rules)
     try:

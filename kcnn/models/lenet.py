@@ -2,10 +2,13 @@
 
 __all__ = ["lenet5"]
 
+import functools
+
 import keras
 
 from kcnn.layers import AdaptiveAveragePooling2D
 from kcnn.models import _common, initializers
+from kcnn.models.blocks import conv2d
 from kcnn.registry import register
 
 
@@ -27,36 +30,32 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
     defaults, what a PyTorch LeNet gets: U(+-1/sqrt(fan_in)) for weights and
     biases; torchvision has no LeNet).
     """
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder="lenet5")
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=28, default_channels=1, min_size=28,
-        fixed_size_required=include_top)
+    args = _common.arguments("lenet5", "lenet5", locals())
+    img_input, hwc = _common.build_input(args, default_size=28, default_channels=1,
+                                         min_size=28, fixed_size_required=include_top)
     h, w, channels = hwc
     small = h is not None and w is not None and min(h, w) < 32
-    with initializers.scheme("lenet5", init, name):
-        x = keras.layers.Conv2D(6, 5, padding="same" if small else "valid",
-                                activation="tanh", name="conv1",
-                                **initializers.conv(channels, 6, 5))(img_input)
-        x = keras.layers.AveragePooling2D(2, name="pool1")(x)
-        x = keras.layers.Conv2D(16, 5, activation="tanh", name="conv2",
-                                **initializers.conv(6, 16, 5))(x)
-        x = keras.layers.AveragePooling2D(2, name="pool2")(x)
-        if include_top:
-            if (h, w) not in ((28, 28), (32, 32)):
-                x = AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
-            x = keras.layers.Flatten(name="flatten")(x)
-            for units, layer in ((120, "fc1"), (84, "fc2")):
-                x = keras.layers.Dense(units, activation="tanh", name=layer,
-                                       **initializers.dense(x.shape[-1], units))(x)
-            x = _common.classifier(x, classes, classifier_activation, name="fc3")
-        else:
-            x = _common.global_pool(x, pooling)
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.preprocessing(size=h, channels=hwc[2]),
-        builder="lenet5")
+    return _common.family_model(
+        args, img_input, hwc, features=functools.partial(_features, small=small),
+        head=functools.partial(_head, args=args,
+                               pool=(h, w) not in ((28, 28), (32, 32))),
+        preprocessing=_common.preprocessing(size=h, channels=channels))
+
+
+def _features(x, small):
+    """C1, S2, C3, S4; C1 padded by 2 on the 28x28 inputs, as in the PyTorch ports."""
+    x = conv2d(x, 6, 5, padding=2 if small else 0, activation="tanh", name="conv1")
+    x = keras.layers.AveragePooling2D(2, name="pool1")(x)
+    x = conv2d(x, 16, 5, activation="tanh", name="conv2")
+    return keras.layers.AveragePooling2D(2, name="pool2")(x)
+
+
+def _head(x, args, pool):
+    """C5, F6 and the classifier; `pool`: other input sizes pool adaptively to 5x5."""
+    if pool:
+        x = AdaptiveAveragePooling2D(5, name="adaptive_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for units, layer in ((120, "fc1"), (84, "fc2")):
+        x = keras.layers.Dense(units, activation="tanh", name=layer,
+                               **initializers.dense(x.shape[-1], units))(x)
+    return _common.classifier(x, args.classes, args.classifier_activation, name="fc3")

@@ -27,7 +27,9 @@ dense layer N(0, 0.01) with a zero bias; `init="keras"`: Keras's defaults.
 
 __all__ = ["mobilenet_v2"]
 
-from kcnn.models import _common, initializers
+import functools
+
+from kcnn.models import _common
 from kcnn.models.blocks import (conv_norm_activation, inverted_residual,
                                 make_divisible)
 from kcnn.registry import register
@@ -69,31 +71,21 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None,
         init: "torchvision" (see the module docstring) or "keras".
         Other arguments as in `keras.applications`.
     """
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder="mobilenet_v2")
+    args = _common.arguments("mobilenet_v2", "mobilenet_v2", locals())
     _common.check_rate(dropout, "dropout", name)
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or width_mult <= 0:
         raise ValueError(
             f"width_mult must be a positive number for {name}; received "
             f"width_mult={width_mult!r}."
         )
-    _common.check_weights_argument("mobilenet_v2", weights, "width_mult", width_mult, 1.0)
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
-    with initializers.scheme("mobilenet_v2", init, name):
-        x = _features(img_input, width_mult)
-        x = _common.pooled_classifier(
-            x, include_top=include_top, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, dropout=dropout,
-            pool_name="avgpool", dropout_name="classifier_0",
-            dense_name="classifier_1")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(), builder="mobilenet_v2")
+    _common.check_weights_argument(args, "width_mult", width_mult, 1.0)
+    img_input, hwc = _common.build_input(args, default_size=224, min_size=_MIN_SIZE,
+                                         fixed_size_required=False)
+    return _common.family_model(
+        args, img_input, hwc, features=functools.partial(_features, width_mult=width_mult),
+        head=_common.pooled_head(args, dropout=dropout, dropout_name="classifier_0",
+                                 dense_name="classifier_1"),
+        preprocessing=_common.imagenet_preprocessing())
 
 
 def _features(x, width_mult):

@@ -35,9 +35,11 @@ U(+-1/sqrt(fan_in)) for weights and bias; `init="keras"`: Keras's defaults.
 
 __all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
+import functools
+
 import keras
 
-from kcnn.models import _common, initializers
+from kcnn.models import _common
 from kcnn.models.blocks import conv_bn_act, max_pool
 from kcnn.registry import register
 
@@ -104,32 +106,27 @@ _STAGES = {
 }
 
 
-def _resnet(depth, *, include_top, weights, input_tensor, input_shape, pooling,
-            classes, classifier_activation, init, name):
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder=f"resnet{depth}")
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=224, min_size=_MIN_SIZE, fixed_size_required=False)
+def _resnet(depth, **kwargs):
+    """The ResNet of `depth`; `kwargs`: the public builder's arguments."""
+    args = _common.arguments("resnet", f"resnet{depth}", kwargs)
+    img_input, hwc = _common.build_input(args, default_size=224, min_size=_MIN_SIZE,
+                                         fixed_size_required=False)
+    return _common.family_model(
+        args, img_input, hwc, features=functools.partial(_features, depth=depth),
+        head=_common.pooled_head(args, dense_name="fc"),
+        preprocessing=_common.imagenet_preprocessing())
+
+
+def _features(x, depth):
     block, stage_blocks = _STAGES[depth]
-    with initializers.scheme("resnet", init, name):
-        x = conv_bn_act(img_input, 64, 7, strides=2, padding=3, conv_name="conv1",
-                        bn_name="bn1", act_name="relu")
-        x = max_pool(x, 3, 2, padding=1, name="maxpool")
-        for stage, (planes, blocks) in enumerate(zip(_WIDTHS, stage_blocks), start=1):
-            for b in range(blocks):
-                strides = 2 if stage > 1 and b == 0 else 1
-                x = block(x, planes, strides, name=f"layer{stage}_{b}")
-        x = _common.pooled_classifier(
-            x, include_top=include_top, pooling=pooling, classes=classes,
-            classifier_activation=classifier_activation, pool_name="avgpool",
-            dense_name="fc")
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(), builder=f"resnet{depth}")
+    x = conv_bn_act(x, 64, 7, strides=2, padding=3, conv_name="conv1",
+                    bn_name="bn1", act_name="relu")
+    x = max_pool(x, 3, 2, padding=1, name="maxpool")
+    for stage, (planes, blocks) in enumerate(zip(_WIDTHS, stage_blocks), start=1):
+        for b in range(blocks):
+            strides = 2 if stage > 1 and b == 0 else 1
+            x = block(x, planes, strides, name=f"layer{stage}_{b}")
+    return x
 
 
 @register
@@ -142,11 +139,7 @@ def resnet18(include_top=True, weights=None, input_tensor=None, input_shape=None
     32x32. See the module docstring for the layout and the departures from the
     paper and `init`.
     """
-    return _resnet(18, include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape,
-                   pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, init=init,
-                   name=name)
+    return _resnet(18, **locals())
 
 
 @register
@@ -159,11 +152,7 @@ def resnet34(include_top=True, weights=None, input_tensor=None, input_shape=None
     32x32. See the module docstring for the layout and the departures from the
     paper and `init`.
     """
-    return _resnet(34, include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape,
-                   pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, init=init,
-                   name=name)
+    return _resnet(34, **locals())
 
 
 @register
@@ -176,11 +165,7 @@ def resnet50(include_top=True, weights=None, input_tensor=None, input_shape=None
     32x32. Stride on the bottleneck's 3x3 convolution, unlike the paper and
     `keras.applications.ResNet50` (see the module docstring).
     """
-    return _resnet(50, include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape,
-                   pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, init=init,
-                   name=name)
+    return _resnet(50, **locals())
 
 
 @register
@@ -193,11 +178,7 @@ def resnet101(include_top=True, weights=None, input_tensor=None, input_shape=Non
     32x32. Stride on the bottleneck's 3x3 convolution, unlike the paper (see
     the module docstring).
     """
-    return _resnet(101, include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape,
-                   pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, init=init,
-                   name=name)
+    return _resnet(101, **locals())
 
 
 @register
@@ -210,8 +191,4 @@ def resnet152(include_top=True, weights=None, input_tensor=None, input_shape=Non
     32x32. Stride on the bottleneck's 3x3 convolution, unlike the paper (see
     the module docstring).
     """
-    return _resnet(152, include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape,
-                   pooling=pooling, classes=classes,
-                   classifier_activation=classifier_activation, init=init,
-                   name=name)
+    return _resnet(152, **locals())

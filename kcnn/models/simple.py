@@ -2,6 +2,8 @@
 
 __all__ = ["simple_cnn"]
 
+import functools
+
 import keras
 
 from kcnn.layers import AdaptiveAveragePooling2D
@@ -33,33 +35,15 @@ def simple_cnn(include_top=True, weights=None, input_tensor=None,
             U(+-1/sqrt(fan_in)) for weights and biases).
         Other arguments as in `keras.applications`.
     """
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder="simple_cnn")
-    conv_dropout, dense_dropout = _dropout_pair(dropout)
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=28, default_channels=1, min_size=8,
-        fixed_size_required=include_top)
-    with initializers.scheme("simple_cnn", init, name):
-        x = _features(img_input)
-        if include_top:
-            if hwc[0] != 28 or hwc[1] != 28:
-                x = AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
-            x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
-            x = keras.layers.Flatten(name="flatten")(x)
-            x = keras.layers.Dense(256, activation="relu", name="fc1",
-                                   **initializers.dense(x.shape[-1], 256))(x)
-            x = keras.layers.Dropout(dense_dropout, name="dropout2")(x)
-            x = _common.classifier(x, classes, classifier_activation, name="fc2")
-        else:
-            x = _common.global_pool(x, pooling)
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]),
-        builder="simple_cnn")
+    args = _common.arguments("simple_cnn", "simple_cnn", locals())
+    dropout = _dropout_pair(dropout)
+    img_input, hwc = _common.build_input(args, default_size=28, default_channels=1,
+                                         min_size=8, fixed_size_required=include_top)
+    return _common.family_model(
+        args, img_input, hwc, features=_features,
+        head=functools.partial(_head, args=args, dropout=dropout,
+                               pool=hwc[:2] != (28, 28)),
+        preprocessing=_common.preprocessing(size=hwc[0], channels=hwc[2]))
 
 
 def _features(x):
@@ -69,6 +53,20 @@ def _features(x):
         x = keras.layers.ReLU(name=f"relu{i}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
     return x
+
+
+def _head(x, args, dropout, pool):
+    """Dropout, dense 256, dropout, the classifier; `pool`: other input sizes
+    pool adaptively to the reference 3x3 map."""
+    conv_dropout, dense_dropout = dropout
+    if pool:
+        x = AdaptiveAveragePooling2D(3, name="adaptive_pool")(x)
+    x = keras.layers.Dropout(conv_dropout, name="dropout1")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(256, activation="relu", name="fc1",
+                           **initializers.dense(x.shape[-1], 256))(x)
+    x = keras.layers.Dropout(dense_dropout, name="dropout2")(x)
+    return _common.classifier(x, args.classes, args.classifier_activation, name="fc2")
 
 
 def _dropout_pair(dropout):

@@ -32,17 +32,20 @@ __all__ = [
     "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
 ]
 
+import functools
+
 import keras
 
 from kcnn.layers import AdaptiveAveragePooling2D
 from kcnn.models import _common, initializers
-from kcnn.models.blocks import batch_norm, conv2d, max_pool
+from kcnn.models.blocks import torchvision_features
 from kcnn.registry import register
 
 # As keras.applications': preprocess_input(x, data_format=None, weights="imagenet").
 preprocess_input = _common.family_preprocess_input(__all__)
 
-# The paper's configurations A, B, D and E (Table 1).
+# The paper's configurations A, B, D and E (Table 1): the output channels of
+# 3x3 convolutions (padding 1), "M" for a 2x2 max pool.
 _CFGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -56,49 +59,22 @@ _CFGS = {
 _MIN_SIZE = 32
 
 
-def _vgg(depth, use_bn, *, include_top, weights, input_tensor, input_shape,
-         pooling, classes, classifier_activation, dropout, init, name):
-    _common.check_arguments(model_name=name, include_top=include_top,
-                            weights=weights, pooling=pooling, classes=classes,
-                            classifier_activation=classifier_activation,
-                            builder=f"vgg{depth}{'_bn' if use_bn else ''}")
-    _common.check_rate(dropout, "dropout", name)
-    img_input, hwc = _common.build_input(
-        model_name=name, input_shape=input_shape, input_tensor=input_tensor,
-        default_size=224, min_size=_MIN_SIZE, fixed_size_required=include_top)
-    with initializers.scheme("vgg", init, name):
-        x = _features(img_input, _CFGS[depth], use_bn)
-        if include_top:
-            x = _classifier(x, classes, classifier_activation, dropout)
-        else:
-            x = _common.global_pool(x, pooling)
-    return _common.make_model(
-        img_input=img_input, input_tensor=input_tensor, outputs=x, name=name,
-        hwc=hwc, classes=classes, weights=weights, include_top=include_top,
-        preprocessing=_common.imagenet_preprocessing(),
-        builder=f"vgg{depth}{'_bn' if use_bn else ''}")
+def _vgg(depth, use_bn, *, dropout, **kwargs):
+    """VGG of `depth`, with batch norm if `use_bn`; the rest: the public builder's arguments."""
+    args = _common.arguments("vgg", f"vgg{depth}{'_bn' if use_bn else ''}", kwargs)
+    _common.check_rate(dropout, "dropout", args.name)
+    img_input, hwc = _common.build_input(args, default_size=224, min_size=_MIN_SIZE,
+                                         fixed_size_required=args.include_top)
+    return _common.family_model(
+        args, img_input, hwc,
+        features=functools.partial(
+            torchvision_features, pool_size=2, use_bn=use_bn,
+            rows=[v if v == "M" else (v, 3, 1, 1) for v in _CFGS[depth]]),
+        head=functools.partial(_classifier, args=args, dropout=dropout),
+        preprocessing=_common.imagenet_preprocessing())
 
 
-def _features(x, cfg, use_bn):
-    """torchvision's `make_layers`; `i` is the index in its `features` Sequential."""
-    i = 0
-    for v in cfg:
-        if v == "M":
-            x = max_pool(x, 2, 2, name=f"features_{i}")
-            i += 1
-            continue
-        # torchvision keeps the convolution bias even when batch norm follows.
-        x = conv2d(x, v, 3, padding=1, name=f"features_{i}")
-        i += 1
-        if use_bn:
-            x = batch_norm(x, f"features_{i}")
-            i += 1
-        x = keras.layers.ReLU(name=f"features_{i}")(x)
-        i += 1
-    return x
-
-
-def _classifier(x, classes, classifier_activation, dropout):
+def _classifier(x, args, dropout):
     # The identity at 224x224; other sizes keep the 25088-wide classifier.
     x = AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
@@ -107,7 +83,8 @@ def _classifier(x, classes, classifier_activation, dropout):
                                **initializers.dense(x.shape[-1], 4096))(x)
         x = keras.layers.ReLU(name=f"classifier_{i + 1}")(x)
         x = keras.layers.Dropout(dropout, name=f"classifier_{i + 2}")(x)
-    return _common.classifier(x, classes, classifier_activation, name="classifier_6")
+    return _common.classifier(x, args.classes, args.classifier_activation,
+                              name="classifier_6")
 
 
 @register
@@ -121,11 +98,7 @@ def vgg11(include_top=True, weights=None, input_tensor=None, input_shape=None,
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(11, False, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(11, False, **locals())
 
 
 @register
@@ -139,11 +112,7 @@ def vgg11_bn(include_top=True, weights=None, input_tensor=None, input_shape=None
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(11, True, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(11, True, **locals())
 
 
 @register
@@ -157,11 +126,7 @@ def vgg13(include_top=True, weights=None, input_tensor=None, input_shape=None,
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(13, False, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(13, False, **locals())
 
 
 @register
@@ -175,11 +140,7 @@ def vgg13_bn(include_top=True, weights=None, input_tensor=None, input_shape=None
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(13, True, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(13, True, **locals())
 
 
 @register
@@ -193,11 +154,7 @@ def vgg16(include_top=True, weights=None, input_tensor=None, input_shape=None,
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(16, False, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(16, False, **locals())
 
 
 @register
@@ -211,11 +168,7 @@ def vgg16_bn(include_top=True, weights=None, input_tensor=None, input_shape=None
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(16, True, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(16, True, **locals())
 
 
 @register
@@ -229,11 +182,7 @@ def vgg19(include_top=True, weights=None, input_tensor=None, input_shape=None,
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(19, False, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(19, False, **locals())
 
 
 @register
@@ -247,8 +196,4 @@ def vgg19_bn(include_top=True, weights=None, input_tensor=None, input_shape=None
     from 32x32 without). `init`: "torchvision" (see the module docstring)
     or "keras". See the module docstring for the layout.
     """
-    return _vgg(19, True, include_top=include_top, weights=weights,
-                input_tensor=input_tensor, input_shape=input_shape,
-                pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, dropout=dropout,
-                init=init, name=name)
+    return _vgg(19, True, **locals())

@@ -1,7 +1,7 @@
 """Training, evaluation and prediction on tf.data pipelines, on every backend."""
 
+from kcnn.optimizers import SGD
 from kcnn.training.evaluate import evaluate, predict
-from kcnn.training.optimizers import SGD
 from kcnn.training.recipes import RECIPES, Recipe, get_recipe
 from kcnn.training.train import train
 

@@ -6,12 +6,15 @@ images, image files and data sources get exactly the training-time treatment
 """
 
 import os
+import re
 import warnings
 
 import keras
 import numpy as np
 
+from kcnn import checks
 from kcnn.data import Source, eval_pipeline, load
+from kcnn.loading import MissingFileError, as_model
 from kcnn.models._common import ends_in_softmax
 
 
@@ -19,8 +22,8 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
     """Loss, top-1 and top-5 accuracy, a per-class report and the confusion matrix.
 
     Args:
-        model: a Keras model with kcnn metadata (any kcnn builder, or loaded
-            from a `.keras` file kcnn trained).
+        model: a Keras model with kcnn metadata (any kcnn builder, or one
+            kcnn trained), or the path of such a model's `.keras` file.
         data: a `kcnn.data.Source`, or anything `kcnn.data.load` takes (raw
             uint8 `(x, y)` arrays included), read at `split` (default: "test";
             all of it for arrays).
@@ -31,6 +34,7 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
         precision, recall, f1, support) and `confusion_matrix` (rows: true
         class, columns: predicted).
     """
+    model = as_model(model)
     if split is None:
         split = "all" if isinstance(data, (tuple, list)) else "test"
     source = data if isinstance(data, Source) else load(data, split=split)
@@ -63,14 +67,19 @@ def predict(model, images, *, top_k=5, batch_size=32):
     """Top-k class names with probabilities for image files or raw uint8 arrays.
 
     Args:
+        model: a Keras model with kcnn metadata, or the path of its `.keras` file.
         images: a path, a list of paths (JPEG, PNG, BMP, GIF), or a uint8 array
-            of shape (N, H, W, C) or (H, W, C).
+            of shape (N, H, W, C) or (H, W, C). A missing file, or one that is
+            not an image, raises an error naming every such file.
 
     Returns:
         One list per image of `(class_name, probability)`, most likely first.
     """
     import tensorflow as tf
 
+    model = as_model(model)
+    checks.positive_int("top_k", top_k)
+    checks.positive_int("batch_size", batch_size)
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     if isinstance(images, np.ndarray):
@@ -83,7 +92,8 @@ def predict(model, images, *, top_k=5, batch_size=32):
         paths = [os.fspath(p) for p in images]
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
-            raise ValueError(f"images: no such file(s): {', '.join(missing)}.")
+            raise MissingFileError(f"images: no such file(s): {', '.join(missing)}.")
+        _check_images_decode(paths)
 
         def decode(path):
             image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
@@ -96,6 +106,23 @@ def predict(model, images, *, top_k=5, batch_size=32):
     names = _class_names(model)
     k = min(top_k, probs.shape[1])
     return [[(names[i], float(p[i])) for i in np.argsort(-p)[:k]] for p in probs]
+
+
+def _check_images_decode(paths):
+    """Decode each file once, eagerly, so a bad one is named (in the tf.data
+    pipeline it would fail with TensorFlow's message and no file name)."""
+    import tensorflow as tf
+
+    bad = []
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.OpError) as e:
+            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", e.message or "").strip()
+            bad.append(f"{path} ({reason or type(e).__name__})")
+    if bad:
+        raise ValueError(f"images: {len(bad)} file(s) are not images kcnn can decode (JPEG, "
+                         f"PNG, BMP, GIF): {'; '.join(bad)}.")
 
 
 def _preprocessing(model):

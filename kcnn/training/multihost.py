@@ -6,37 +6,39 @@ processes and averages the gradients over every device of every process, so
 all processes end with the same weights:
 
     # machine 0 (the coordinator, 10.0.0.1)
-    KERAS_BACKEND=jax python -m kcnn.training.multihost --coordinator 10.0.0.1:1234 \\
-        --num-processes 2 --process-id 0 --model lenet5 --data digits --out runs/mh
+    KERAS_BACKEND=jax python -m kcnn.training.multihost lenet5 --data digits \\
+        --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 0 --out runs/mh
     # machine 1
-    KERAS_BACKEND=jax python -m kcnn.training.multihost --coordinator 10.0.0.1:1234 \\
-        --num-processes 2 --process-id 1 --model lenet5 --data digits --out runs/mh
+    KERAS_BACKEND=jax python -m kcnn.training.multihost lenet5 --data digits \\
+        --coordinator 10.0.0.1:1234 --num-processes 2 --process-id 1 --out runs/mh
 
 Both commands on one machine (coordinator 127.0.0.1) give a runnable try-out.
 Only process 0 writes the output folder (the others write the same
 files to a scratch folder they remove: saving is collective). From Python:
 
-    kcnn.training.multihost.initialize("10.0.0.1:1234", num_processes=2, process_id=0)
-    kcnn.train("resnet50", "imagenet2012", strategy="data_parallel", ...)
+    from kcnn.training import multihost
+
+    multihost.initialize("10.0.0.1:1234", num_processes=2, process_id=0)
+    multihost.train_process("resnet50", "imagenet2012", process_id=0, out_dir="runs/mh")
+
+The command line is `kcnn.cli.multihost` (also `kcnn multihost`).
 
 GPU and TPU processes use their accelerators' collectives; CPU-only processes
 use gloo (set here), which is how the test runs it.
 """
 
-import argparse
-import json
 import shutil
-import sys
 import tempfile
 
 from kcnn import checks
+from kcnn.training.train import train
 
 
 def initialize(coordinator, *, num_processes, process_id):
     """Join the job: `keras.distribution.initialize`, with CPU collectives set.
 
-    Call it before building a model, then train with
-    `strategy="data_parallel"`.
+    Call it before building a model, then train with `train_process` (or
+    `kcnn.train` with `strategy="data_parallel"`).
     """
     import keras
 
@@ -61,49 +63,24 @@ def initialize(coordinator, *, num_processes, process_id):
                                   process_id=process_id)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m kcnn.training.multihost",
-        description="One process of a multi-host JAX data-parallel training job.")
-    parser.add_argument("--coordinator", required=True, help="host:port of process 0")
-    parser.add_argument("--num-processes", type=int, required=True)
-    parser.add_argument("--process-id", type=int, required=True)
-    parser.add_argument("--model", default="lenet5", help="builder name (default lenet5)")
-    parser.add_argument("--data", default="digits", help="data source (default digits)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
-    parser.add_argument("--out", default=None, help="output folder (written by process 0)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+def train_process(model, data, *, process_id, out_dir=None, **kwargs):
+    """`kcnn.train` with `strategy="data_parallel"`, as process `process_id` of the job.
 
-    initialize(args.coordinator, num_processes=args.num_processes,
-               process_id=args.process_id)
-    import kcnn
-
-    # Every process must run the same callbacks (saving a checkpoint gathers
-    # the sharded arrays from all of them), so the others write to a scratch
-    # folder that is removed afterwards.
+    Call `initialize` first. Every process must run the same callbacks (saving
+    a checkpoint gathers the sharded arrays from all of them), so processes
+    other than 0 write to a scratch folder that is removed afterwards: only
+    process 0 writes `out_dir`. `kwargs` go to `kcnn.train`. Returns its History.
+    """
     scratch = None
-    out = args.out
-    if args.out is not None and args.process_id != 0:
-        out = scratch = tempfile.mkdtemp(prefix=f"kcnn-process{args.process_id}-")
+    if out_dir is not None and process_id != 0:
+        out_dir = scratch = tempfile.mkdtemp(prefix=f"kcnn-process{process_id}-")
     try:
-        history = kcnn.train(args.model, args.data, epochs=args.epochs,
-                             batch_size=args.batch_size, strategy="data_parallel",
-                             out_dir=out, seed=args.seed,
-                             verbose=2 if args.process_id == 0 else 0)
+        return train(model, data, strategy="data_parallel", out_dir=out_dir, **kwargs)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    import numpy as np
-
-    final = {name: float(values[-1]) for name, values in history.history.items()}
-    checksum = float(sum(np.abs(np.asarray(w, np.float64)).sum()
-                         for w in history.model.get_weights()))
-    print(json.dumps({"process_id": args.process_id, "epochs": len(history.epoch),
-                      "weights_checksum": checksum, **final}))
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from kcnn.cli.multihost import main
+    raise SystemExit(main())

@@ -3,14 +3,14 @@
 import keras
 import numpy as np
 
-from kcnn.inspect.plotting import pyplot as _pyplot
-from kcnn.inspect.plotting import scale_each, tile_grid
+from kcnn import _keras_internal
+from kcnn.inspect.plotting import figure, scale_each, tile_grid
 
 
 def training_curves(history, path):
     """Loss and top-1 accuracy per epoch, training and validation."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "top1")):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = history.get(prefix + metric)
@@ -22,13 +22,12 @@ def training_curves(history, path):
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def confusion_matrix(matrix, class_names, path):
-    plt = _pyplot()
     n = len(class_names)
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 2), max(4, 0.5 * n + 2)))
+    fig = figure(figsize=(max(4, 0.5 * n + 2), max(4, 0.5 * n + 2)))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     if n <= 30:
         ax.set_xticks(range(n), class_names, rotation=90)
@@ -40,7 +39,6 @@ def confusion_matrix(matrix, class_names, path):
     ax.set_ylabel("true")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def first_layer_filters(model, path, max_filters=64):
@@ -49,7 +47,7 @@ def first_layer_filters(model, path, max_filters=64):
     Drawn with the feature-map grid of `kcnn.feature_maps`: RGB where the
     kernels see three channels, otherwise their first channel in gray.
     """
-    conv = next((layer for layer in model._flatten_layers(include_self=False)
+    conv = next((layer for layer in _keras_internal.flatten_layers(model, include_self=False)
                  if isinstance(layer, keras.layers.Conv2D)), None)
     if conv is None:
         return
@@ -65,8 +63,8 @@ def first_layer_filters(model, path, max_filters=64):
 def learning_rate(steps, rates, path, steps_per_epoch=None):
     """The learning rate against the optimizer step (epoch boundaries marked
     on a second axis when `steps_per_epoch` is given)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = figure(figsize=(7, 3.5))
+    ax = fig.subplots()
     ax.plot(steps, rates, drawstyle="steps-post")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
@@ -78,4 +76,3 @@ def learning_rate(steps, rates, path, steps_per_epoch=None):
         top.set_xlabel("epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -26,7 +26,7 @@ import keras
 
 from kcnn import schedules
 from kcnn.data import Augment
-from kcnn.training.optimizers import SGD
+from kcnn.optimizers import SGD
 
 
 @dataclasses.dataclass(frozen=True)

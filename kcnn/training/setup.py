@@ -1,8 +1,10 @@
-"""What every trainer decides the same way: a model built for the data's size.
+"""What every trainer decides the same way: the model's input size, the batch that fits.
 
 `kcnn.train`, `kcnn.tune` and `kcnn.transfer.fine_tune` share these, so a model
 trained, searched or fine-tuned on the same data sees the same images.
 """
+
+import warnings
 
 from kcnn.models._common import image_shape
 
@@ -33,3 +35,28 @@ def build_for_source(builder, source, **kwargs):
         except ValueError:
             pass  # smaller than the family allows: its default size instead
     return builder(**kwargs), kwargs
+
+
+def batch_that_fits(batch_size, num_examples, replicas=1, *, data="data",
+                    argument="batch_size"):
+    """The batch size to use on `num_examples` examples split over `replicas`.
+
+    Batches drop their remainder (fixed shapes for JAX and for the replicas), so
+    a batch larger than the data would run no step at all and return the model
+    untouched. With fewer examples than one batch, the largest batch that fits,
+    rounded down to a multiple of the replica count, is used with a warning;
+    with fewer examples than replicas there is no such batch: ValueError.
+    An unknown size (None) keeps `batch_size`.
+    """
+    if num_examples is None or num_examples >= batch_size:
+        return batch_size
+    fitted = num_examples // replicas * replicas
+    if fitted < 1:
+        raise ValueError(
+            f"{data} has {num_examples} examples, fewer than the {replicas} replicas that "
+            f"each need one: no batch can be formed. Give {data} at least {replicas} "
+            "examples, or train on fewer devices.")
+    warnings.warn(
+        f"{data} has {num_examples} examples, fewer than {argument}={batch_size}: using "
+        f"batch size {fitted} instead, so that training takes steps.", stacklevel=3)
+    return fitted

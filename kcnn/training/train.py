@@ -12,14 +12,15 @@ import os
 import keras
 import numpy as np
 
-from kcnn import checks, losses, registry, schedules
+from kcnn import _keras_internal, checks, losses, registry, schedules
 from kcnn.data import eval_pipeline, load_with_validation, mean_std, train_pipeline
 from kcnn.data import augment as augment_ops
-from kcnn.data.pipeline import AUGMENT_HELP, class_counts
+from kcnn.data.pipeline import class_counts
+from kcnn.loading import is_keras_path, load_model
 from kcnn.models._common import ends_in_softmax
 from kcnn.training import distribute
 from kcnn.training.recipes import get_recipe
-from kcnn.training.setup import SMALL, build_for_source, model_size
+from kcnn.training.setup import SMALL, batch_that_fits, build_for_source, model_size
 
 FINISHED = "finished.json"
 
@@ -33,8 +34,9 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     """Train `model` on `data` with a recipe; return the `keras.callbacks.History`.
 
     Args:
-        model: a Keras model (trained in place), or a registered name such as
-            "lenet5" (built with the data's classes and image size).
+        model: a Keras model (trained in place), the path of a `.keras` file
+            (loaded, then trained), or a registered name such as "lenet5"
+            (built with the data's classes and image size).
         data: anything `kcnn.data.load` takes ("digits", a tfds name, an image
             folder, an `(x, y)` tuple of arrays) or a `kcnn.data.Source`.
         epochs, batch_size: default to the recipe's. `batch_size` is global:
@@ -126,7 +128,9 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         small_gray = train_source.channels == 1 and model_size(model) <= SMALL
         recipe = recipe.for_data(small_grayscale=small_gray)
         epochs = recipe.epochs if epochs is None else epochs
-        batch_size = recipe.batch_size if batch_size is None else batch_size
+        batch_size = batch_that_fits(recipe.batch_size if batch_size is None else batch_size,
+                                     train_source.num_examples, placement.replicas,
+                                     data="the training data")
         preprocessing = dict(model.metadata.get("preprocessing") or {})
         if small_gray:
             mean, std = mean_std(train_source)
@@ -166,6 +170,11 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
         callbacks=rate_callbacks + _callbacks(recipe, monitor, out_dir) + list(callbacks))
+    if history.epoch and not history.history.get("loss"):  # unknown size, less than a batch
+        raise ValueError(
+            f"data gave no batch of batch_size={batch_size} (batches drop their "
+            f"remainder): the model took no training step. Use a smaller batch_size or "
+            "more data.")
     if out_dir:
         _finish_run(model, history, out_dir, finished, val_ds, steps)
     return history
@@ -175,12 +184,14 @@ def _even_batches(source, batch_size, replicas):
     """Validation batching; under several replicas, batches that split evenly.
 
     tf.distribute fails on a last batch that does not divide among replicas, so
-    there the remainder (fewer than `replicas` examples) is dropped.
+    there the remainder (fewer than `replicas` examples) is dropped, and the
+    batch shrinks to what the validation data can fill.
     """
     if replicas == 1:
         return {"batch_size": batch_size}
-    n = source.num_examples or batch_size
-    size = max(replicas, min(batch_size, n) // replicas * replicas)
+    size = batch_size // replicas * replicas
+    size = batch_that_fits(max(size, replicas), source.num_examples, replicas,
+                           data="the validation data")
     return {"batch_size": size, "drop_remainder": True}
 
 
@@ -200,6 +211,8 @@ def _prepare_out_dir(out_dir, overwrite):
 
 
 def _model(model, source, placement, init=None):
+    if is_keras_path(model):
+        model = load_model(model)
     if isinstance(model, str):
         kwargs = {} if init is None else {"init": init}
         return build_for_source(registry.get_builder(model), source, **kwargs)[0]
@@ -334,7 +347,7 @@ def _rates(optimizer, history, steps_per_epoch, points=500):
     steps; a constant or plateau-divided rate once per epoch."""
     total = max(int(keras.ops.convert_to_numpy(optimizer.iterations)), 1)
     epochs = max(len(history.get("loss", [])), 1)
-    schedule = optimizer._learning_rate  # Keras keeps a schedule here, else a variable
+    schedule = _keras_internal.learning_rate_setting(optimizer)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         steps = np.unique(np.linspace(0, total - 1, min(points, total)).round().astype(int))
         return steps, schedules.rates(schedule, steps)
@@ -343,38 +356,3 @@ def _rates(optimizer, history, steps_per_epoch, points=500):
         per_epoch = [float(keras.ops.convert_to_numpy(optimizer.learning_rate))] * epochs
     steps = np.arange(len(per_epoch)) * steps_per_epoch
     return steps, np.asarray(per_epoch, np.float64)
-
-
-def add_train_options(parser):
-    """Add the training-menu flags to the `kcnn train` parser:
-    --augment, --schedule, --loss, --label-smoothing, --class-weight, --init."""
-    parser.add_argument("--augment", nargs="+", default=None, metavar="OPTION",
-                        help=AUGMENT_HELP + "; changes the recipe's augmentation")
-    parser.add_argument("--schedule", nargs="+", default=None, metavar="ARG",
-                        help="learning-rate schedule and its torch arguments, e.g. "
-                        "'cosine', 'step step_size=30 gamma=0.1', 'multistep "
-                        "milestones=30,60', 'onecycle pct_start=0.25', 'plateau "
-                        "patience=5', 'constant' (default: the recipe's)")
-    parser.add_argument("--loss", nargs="+", default=None, metavar="ARG",
-                        help="'crossentropy' (default) or 'focal', with arguments, e.g. "
-                        "'focal gamma=2 alpha=0.25'")
-    parser.add_argument("--label-smoothing", type=float, default=None,
-                        help="label smoothing for cross-entropy (default: the recipe's)")
-    parser.add_argument("--class-weight", default=None, choices=["balanced"],
-                        help="'balanced': weight each class by n / (classes * count)")
-    parser.add_argument("--init", default=None,
-                        help="weight initialisation: 'keras', 'torchvision' or, for "
-                        "alexnet, 'paper' (default: the builder's)")
-
-
-def train_options(args):
-    """The `kcnn.train` keyword arguments of the flags `add_train_options` added."""
-    def named(tokens):
-        if not tokens:
-            return None
-        options = augment_ops.parse_options(tokens[1:])
-        return {"name": tokens[0], **options} if options else tokens[0]
-
-    return {"augment": args.augment, "schedule": named(args.schedule),
-            "loss": named(args.loss), "label_smoothing": args.label_smoothing,
-            "class_weight": args.class_weight, "init": args.init}

@@ -23,14 +23,22 @@
 Everything runs on the TensorFlow, JAX and PyTorch backends.
 """
 
+from kcnn import _lazy
 from kcnn.transfer.ensemble import AugmentedViews, ViewMean, ensemble, tta
-from kcnn.transfer.finetune import add_commands, fine_tune, fit_gradually
 from kcnn.transfer.head import outputs_probabilities, replace_classifier
 from kcnn.transfer.optimizer import DiscriminativeOptimizer, discriminative_optimizer
 from kcnn.transfer.stages import (features_layer, freeze, gradual_schedule, head_layers,
                                   set_trainable, stages, unfreeze)
 
-__all__ = ["AugmentedViews", "DiscriminativeOptimizer", "ViewMean", "add_commands",
+# fine_tune reads its data through kcnn.data's tf.data pipelines, which load
+# TensorFlow: it is imported on first use, so that the rest of the package,
+# whose layers and optimizer `import kcnn` registers, loads no TensorFlow.
+__getattr__, __dir__ = _lazy.attach(__name__, {
+    "fine_tune": "kcnn.transfer.finetune:fine_tune",
+    "fit_gradually": "kcnn.transfer.finetune:fit_gradually",
+})
+
+__all__ = ["AugmentedViews", "DiscriminativeOptimizer", "ViewMean",
            "discriminative_optimizer", "ensemble", "features_layer", "fine_tune",
            "fit_gradually", "freeze", "gradual_schedule", "head_layers",
            "outputs_probabilities", "replace_classifier", "set_trainable", "stages",

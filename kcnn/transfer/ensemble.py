@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kcnn import checks
+from kcnn.loading import as_model
 from kcnn.models import _common
 from kcnn.models._common import Model
 from kcnn.transfer.head import outputs_probabilities
@@ -32,9 +33,10 @@ def ensemble(models, *, name="ensemble"):
         loads as one `.keras` file.
     """
     if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)) \
-            or len(models) < 2 or not all(isinstance(m, keras.Model) for m in models):
-        raise ValueError(f"models must be a list of two or more Keras models; received "
-                         f"models={models!r}.")
+            or len(models) < 2:
+        raise ValueError(f"models must be a list of two or more Keras models (or .keras "
+                         f"paths); received models={models!r}.")
+    models = [as_model(m, argument=f"models[{i}]") for i, m in enumerate(models)]
     shapes = {tuple(m.inputs[0].shape[1:]) for m in models}
     if len(shapes) != 1 or any(len(m.inputs) != 1 for m in models):
         raise ValueError(f"The members of an ensemble need one input of the same shape; "
@@ -64,6 +66,7 @@ def tta(model, mode="flip", *, input_size=None, name=None):
     The views go through `model` as one batch, in-graph on every backend.
     Logits are turned into probabilities (softmax) before averaging.
     """
+    model = as_model(model)
     if not isinstance(model, keras.Model) or len(getattr(model, "inputs", []) or []) != 1:
         raise ValueError(f"model must be a Keras model with one input; received "
                          f"{model!r}.")

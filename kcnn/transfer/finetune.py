@@ -9,18 +9,16 @@ when the training step is compiled, with a `DiscriminativeOptimizer` that
 keeps the state of the weights already training across phases.
 """
 
-import json
-import os
-
 import keras
 
 from kcnn import checks
 from kcnn.data import Augment, eval_pipeline, load_with_validation, train_pipeline
+from kcnn.loading import as_model
 from kcnn.models import _common
-from kcnn.training.setup import SMALL, model_size
-from kcnn.transfer import stages as _stages
+from kcnn.training.setup import SMALL, batch_that_fits, model_size
 from kcnn.transfer.head import outputs_probabilities, replace_classifier
 from kcnn.transfer.optimizer import DiscriminativeOptimizer, discriminative_optimizer
+from kcnn.transfer.stages import gradual_schedule, set_trainable, stages
 
 UNFREEZE = ("gradual", "all", "none")
 
@@ -58,7 +56,7 @@ def fit_gradually(model, x, *, epochs, schedule, optimizer, loss, metrics=None,
     Returns:
         A `keras.callbacks.History` over all epochs; `history.model` is `model`.
     """
-    all_stages = _stages.stages(model)
+    all_stages = stages(model)
     checks.positive_int("epochs", epochs)
     if not isinstance(schedule, dict):
         raise ValueError(f"schedule must be a dict of stage name -> first epoch; "
@@ -79,7 +77,7 @@ def fit_gradually(model, x, *, epochs, schedule, optimizer, loss, metrics=None,
     history.epoch = []
     for start, end in zip(starts, starts[1:] + [epochs]):
         training = [stage for stage, epoch in schedule.items() if epoch <= start]
-        _stages.set_trainable(model, training, freeze_batch_norm=freeze_batch_norm)
+        set_trainable(model, training, freeze_batch_norm=freeze_batch_norm)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
         optimizer.build(model.trainable_variables)
         phase = model.fit(x, validation_data=validation_data, initial_epoch=start,
@@ -139,7 +137,7 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
         (a new model when the head was replaced), its metadata holding the
         new class names.
     """
-    model = _load_model(model)
+    model = as_model(model)
     checks.positive_int("epochs", epochs)
     checks.positive_int("batch_size", batch_size)
     schedule_of = _schedule_maker(unfreeze, every)
@@ -161,7 +159,8 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
     if augment is None:
         augment = (Augment(crop=False, flip=False, shift=2)
                    if channels == 1 and size <= SMALL else Augment())
-    batch_size = min(batch_size, train_source.num_examples or batch_size)
+    batch_size = batch_that_fits(batch_size, train_source.num_examples,
+                                 data="the training data")
     train_ds = train_pipeline(train_source, preprocessing, batch_size=batch_size,
                               augment=augment, seed=seed, channels=channels,
                               cache=size <= SMALL)
@@ -186,108 +185,20 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
 
 
 # ----------------------------------------------------------------------------
-# The command line: kcnn finetune MODEL.keras --data DIR
-
-
-def add_commands(commands):
-    """Add `kcnn finetune` to the sub-parsers of `kcnn.cli.build_parser()`."""
-    p = commands.add_parser(
-        "finetune", help="fine-tune a saved model on a new image folder",
-        description="Give a trained .keras model a new classifier for the classes of "
-        "--data and fine-tune it: the head first, then the backbone stage by stage, "
-        "the backbone at a lower learning rate. Writes model.keras and history.json "
-        "to --out.")
-    p.add_argument("model", help="a .keras file (e.g. runs/train/model.keras)")
-    p.add_argument("--data", required=True,
-                   help="an image folder with one sub-folder per class, a "
-                   "tensorflow-datasets name or 'digits'")
-    p.add_argument("--epochs", type=int, default=6, help="default 6")
-    p.add_argument("--batch-size", type=int, default=32, help="default 32")
-    p.add_argument("--lr", type=float, default=1e-3,
-                   help="the head's learning rate, cosine-decayed (default 1e-3)")
-    p.add_argument("--backbone-lr", type=float, default=0.1,
-                   help="the backbone's rate as a fraction of the head's (default 0.1)")
-    p.add_argument("--unfreeze", default="gradual",
-                   help="'gradual' (default: one more stage every --every epochs), "
-                   "'all', 'none' (head only) or N (the last N stages)")
-    p.add_argument("--every", type=int, default=1,
-                   help="epochs between stages with --unfreeze gradual (default 1)")
-    p.add_argument("--dropout", type=float, default=0.0,
-                   help="dropout before the new classifier (default 0)")
-    p.add_argument("--hidden", type=int, default=None,
-                   help="units of a hidden layer in the new head (default: none)")
-    p.add_argument("--features", default=None,
-                   help="the layer the new head reads (default: what the old classifier "
-                   "read); later layers are dropped")
-    p.add_argument("--validation-split", type=float, default=0.1,
-                   help="fraction of --data held out for validation (default 0.1; 0: none)")
-    p.add_argument("--out", default="runs/finetune",
-                   help="output folder (default runs/finetune)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace model.keras in --out if it exists")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.set_defaults(run=_finetune_command)
-
-
-def _finetune_command(args):
-    path = os.path.join(args.out, "model.keras")
-    if os.path.exists(path) and not args.overwrite:
-        raise ValueError(f"--out {args.out!r} already holds model.keras; pass "
-                         f"--overwrite to replace it or choose another folder.")
-    unfreeze = int(args.unfreeze) if args.unfreeze.isdigit() else args.unfreeze
-    history = fine_tune(args.model, args.data, epochs=args.epochs,
-                        batch_size=args.batch_size, learning_rate=args.lr,
-                        backbone=args.backbone_lr, unfreeze=unfreeze, every=args.every,
-                        dropout=args.dropout, hidden=args.hidden, features=args.features,
-                        validation_split=args.validation_split or None, seed=args.seed,
-                        verbose=2)
-    model = history.model
-    # Saved ready for further training: every layer trains, and the optimizer
-    # has a group for each, so that a load (which builds it on the trainable
-    # variables) finds the state it saved.
-    _stages.unfreeze(model)
-    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-    optimizer.build(model.trainable_variables)
-    os.makedirs(args.out, exist_ok=True)
-    model.save(path)
-    with open(os.path.join(args.out, "history.json"), "w") as f:
-        json.dump({"epochs": len(history.epoch),
-                   "history": {k: [float(v) for v in vs]
-                               for k, vs in history.history.items()}}, f, indent=1)
-    last = {k: vs[-1] for k, vs in history.history.items()}
-    scores = "  ".join(f"{k} {v:.4f}" for k, v in last.items())
-    print(f"fine-tuned {model.name} for {len(history.epoch)} epochs on "
-          f"{len(model.metadata['class_names'])} classes: {scores}; wrote {path}")
-    return 0
-
-
-# ----------------------------------------------------------------------------
-
-
-def _load_model(model):
-    if isinstance(model, (str, os.PathLike)):
-        path = os.fspath(model)
-        if not path.endswith(".keras") or not os.path.isfile(path):
-            raise ValueError(f"model={path!r}: expected an existing .keras file.")
-        return keras.saving.load_model(path, compile=False)
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a Keras model or the path of a .keras file; "
-                         f"received model={model!r}.")
-    return model
 
 
 def _schedule_maker(unfreeze, every):
     """A function (model, epochs) -> schedule for the `unfreeze` setting."""
     if unfreeze == "gradual":
         checks.positive_int("every", every)
-        return lambda model, epochs: _stages.gradual_schedule(model, epochs, every)
+        return lambda model, epochs: gradual_schedule(model, epochs, every)
     if unfreeze == "all":
-        return lambda model, epochs: {s: 0 for s in _stages.stages(model)}
+        return lambda model, epochs: {s: 0 for s in stages(model)}
     if unfreeze == "none":
         return lambda model, epochs: {}
     if isinstance(unfreeze, int) and not isinstance(unfreeze, bool) and unfreeze >= 0:
         return lambda model, epochs: {
-            s: 0 for s in list(_stages.stages(model))[::-1][:unfreeze]}
+            s: 0 for s in list(stages(model))[::-1][:unfreeze]}
     raise ValueError(f"unfreeze must be one of {', '.join(map(repr, UNFREEZE))} or a "
                      f"number of stages >= 0; received unfreeze={unfreeze!r}.")
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from kcnn.loading import as_model
 from kcnn.models import _common
 from kcnn.models._common import Model
 from kcnn.transfer import stages as _stages
@@ -41,6 +42,7 @@ def replace_classifier(model, classes, *, dropout=0.0, hidden=None, features=Non
     Returns:
         A `kcnn.models.Model`.
     """
+    model = as_model(model)
     _stages._check_model(model)
     class_names = _class_names(classes)
     _common.check_rate(dropout, "dropout", model.name)

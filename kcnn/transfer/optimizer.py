@@ -4,6 +4,7 @@ import functools
 
 import keras
 
+from kcnn import _keras_internal as _internal
 from kcnn.transfer import stages as _stages
 
 _STALE = ("{name} is asked to update other variables than it was built on ({detail}). "
@@ -81,7 +82,7 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
     def group_learning_rate(self, index):
         """The current learning rate of group `index`."""
         factor = self._groups[index][1] if index < len(self._groups) else 1.0
-        return keras.ops.multiply(self._get_current_learning_rate(), factor)
+        return keras.ops.multiply(self.learning_rate, factor)
 
     def group_optimizer(self, index):
         """The optimizer of group `index` (`len(groups)`: the other layers);
@@ -92,18 +93,18 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         """Build on the variables that train now; may be called again after
         trainable flags change (see the class docstring)."""
         variables = list(variables)
-        self._trainable_variables_indices = {}
+        _internal.forget_built_variables(self)
         super().build(variables)
         by_group = {}
         self._group_of = {}
         for variable in variables:
             index = self._layer_group.get(variable.path.split("/")[0], len(self._groups))
-            self._group_of[self._var_key(variable)] = index
+            self._group_of[_internal.variable_key(self, variable)] = index
             by_group.setdefault(index, []).append(variable)
         for index, group in sorted(by_group.items()):
             old = self._inner.get(index)
-            if old is not None and [self._var_key(v) for v in old._trainable_variables] \
-                    == [self._var_key(v) for v in group]:
+            if old is not None and self._keys(_internal.built_variables(old)) \
+                    == self._keys(group):
                 continue  # the same variables: keep the optimizer as it is
             new = self._make_inner(index)
             new.build(group)
@@ -115,25 +116,25 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
     @property
     def variables(self):
         inner = [v for index in self._inner for v in self._inner[index].variables]
-        return self._variables[:] + inner
+        return super().variables + inner
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
-        if len(trainable_variables) != len(self._trainable_variables):
+        built_on = len(_internal.built_variables(self))
+        if len(trainable_variables) != built_on:
             raise ValueError(_STALE.format(
                 name=self.name, detail=f"{len(trainable_variables)} variables train, it "
-                f"was built on {len(self._trainable_variables)}"))
+                f"was built on {built_on}"))
         return super().stateless_apply(optimizer_variables, grads, trainable_variables)
 
     def apply(self, grads, trainable_variables=None):
         if trainable_variables is None:  # from stateless_apply (JAX)
-            variables = self._trainable_variables
+            variables = _internal.built_variables(self)
         else:
             variables = list(trainable_variables)
             if not self.built:
                 with keras.name_scope(self.name, caller=self):
                     self.build(variables)
-            unknown = [v.path for v in variables
-                       if self._var_key(v) not in self._trainable_variables_indices]
+            unknown = [v.path for v in variables if not _internal.is_built_on(self, v)]
             if unknown:
                 raise ValueError(_STALE.format(name=self.name,
                                                detail=f"it was not built on {unknown[:3]}"))
@@ -141,14 +142,14 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         for grad, variable in zip(grads, variables):
             if grad is None:
                 continue
-            index = self._group_of[self._var_key(variable)]
+            index = self._group_of[_internal.variable_key(self, variable)]
             pair = grouped.setdefault(index, ([], []))
             pair[0].append(grad)
             pair[1].append(variable)
         with keras.name_scope(self.name, caller=self):
             for index in sorted(grouped):
                 self._inner[index].apply(*grouped[index])
-        self._iterations.assign_add(1)
+        self.iterations.assign_add(1)
 
     def get_config(self):
         config = super().get_config()
@@ -165,6 +166,9 @@ class DiscriminativeOptimizer(keras.optimizers.Optimizer):
         config["optimizer"] = keras.optimizers.deserialize(
             config["optimizer"], custom_objects=custom_objects)
         return cls(**config)
+
+    def _keys(self, variables):
+        return [_internal.variable_key(self, v) for v in variables]
 
     def _make_inner(self, index):
         config = dict(self._inner_config)

@@ -28,6 +28,7 @@ import re
 
 import keras
 
+from kcnn import _keras_internal
 from kcnn.layers.pooling import TorchMaxPooling2D
 
 # (pattern on the layer name, stage name): torchvision's module paths.
@@ -230,11 +231,12 @@ def _is_input(layer):
 def _has_parameters(layer):
     # Variables created trainable, whatever the flag says now (freezing clears
     # `variable.trainable`); Dropout's seed state is not one.
-    return any(sub._trainable_variables for sub in layer._flatten_layers())
+    return any(_keras_internal.created_trainable_variables(sub)
+               for sub in _keras_internal.flatten_layers(layer))
 
 
 def _producer(tensor):
-    return tensor._keras_history.operation
+    return _keras_internal.producer(tensor)
 
 
 def _classifier(model):

@@ -132,6 +132,17 @@ class WeightEntry:
 
 _ENTRIES = {}
 
+# Builder names are kcnn.registry's to know. It sits above this package (the
+# builders it holds import the weights), so it hands its check down.
+_model_name_check = None
+
+
+def check_model_names_with(check):
+    """Have `register` call `check(model_name)`, which raises a ValueError for a
+    name that is no builder's (`kcnn.registry` passes its `get_builder`)."""
+    global _model_name_check
+    _model_name_check = check
+
 
 def _add(entry, overwrite=False):
     key = (entry.model_name, entry.tag)
@@ -182,9 +193,8 @@ def register(model_name, tag, url, sha256, *, preprocessing=None, class_names=No
     Returns:
         The `WeightEntry`.
     """
-    from kcnn.registry import get_builder
-
-    get_builder(model_name)  # a ValueError naming the close builder names
+    if _model_name_check is not None:
+        _model_name_check(model_name)  # a ValueError naming the close builder names
     if not isinstance(tag, str) or not tag or tag in ALIASES or "/" in tag or "\\" in tag:
         raise ValueError(
             f"tag must be a non-empty name without path separators, other than "

@@ -25,6 +25,8 @@ import re
 import keras
 import numpy as np
 
+from kcnn import _keras_internal
+
 _BN_NAMES = ("weight", "bias", "running_mean", "running_var")
 _UNUSED = ("num_batches_tracked",)
 # Modules torchvision's files hold that a model may leave out: GoogLeNet's
@@ -74,8 +76,8 @@ def load_state_dict(model, state_dict, *, source="state dict", skip_unmatched=Fa
             state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
     by_layer = {}
     for key, value in state.items():
-        module, _, param = key.rpartition(".")
-        by_layer.setdefault(module.replace(".", "_"), {})[param] = (key, value)
+        layer_name, param = _layer_and_param(key)
+        by_layer.setdefault(layer_name, {})[param] = (key, value)
 
     assignments = []
     problems = []
@@ -114,6 +116,26 @@ def _current_name(key):
     return match.group(1) + match.group(2) if match else key
 
 
+def _layer_and_param(key):
+    """`layer1.0.conv1.weight` -> ("layer1_0_conv1", "weight"): the kcnn layer
+    name and the torch parameter name of a (current-style) state-dict key."""
+    module, _, param = key.rpartition(".")
+    return module.replace(".", "_"), param
+
+
+def _torch_params(layer):
+    """torch's parameter names of `layer`'s weights, in the order of `layer.weights`."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        return _BN_NAMES
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                          keras.layers.Dense)):
+        return ("weight", "bias")[:len(layer.weights)]
+    raise ValueError(
+        f"layer {layer.name!r} of type {type(layer).__name__} has weights "
+        f"that kcnn does not know how to convert"
+    )
+
+
 def _to_numpy(value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -121,23 +143,14 @@ def _to_numpy(value):
 
 
 def _weighted_layers(model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if layer.weights and not layer._layers:
+    for layer in _keras_internal.flatten_layers(model, include_self=False):
+        if layer.weights and not _keras_internal.sublayers(layer):
             yield layer
 
 
 def _convert(layer, tensors):
     """The Keras weight list of `layer` from its torch tensors {param: (key, array)}."""
-    if isinstance(layer, keras.layers.BatchNormalization):
-        params = _BN_NAMES
-    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
-                            keras.layers.Dense)):
-        params = ("weight", "bias")[:len(layer.weights)]
-    else:
-        raise ValueError(
-            f"layer {layer.name!r} of type {type(layer).__name__} has weights "
-            f"that kcnn does not know how to convert"
-        )
+    params = _torch_params(layer)
     torch_name = layer.name.replace("_", ".")
     missing = [p for p in params if p not in tensors]
     if missing:
@@ -191,18 +204,19 @@ def _flattened_map_shape(dense):
     Walks back through layers that keep the vector as it is (dropout,
     activations) to find the Flatten.
     """
-    node = dense._inbound_nodes[0] if dense._inbound_nodes else None
+    calls = _keras_internal.inbound_nodes(dense)
+    node = calls[0] if calls else None
     while node is not None:
-        op = node.input_tensors[0]._keras_history.operation
+        op = _keras_internal.producer(node.input_tensors[0])
         if isinstance(op, keras.layers.Flatten):
-            shape = tuple(op._inbound_nodes[0].input_tensors[0].shape[1:])
+            shape = tuple(_keras_internal.inbound_nodes(op)[0].input_tensors[0].shape[1:])
             if len(shape) != 3:
                 return None
             # Keras's Flatten moves channels last first in both data formats.
             return shape if op.data_format == "channels_last" else shape[1:] + shape[:1]
         if isinstance(op, (keras.layers.Dropout, keras.layers.Activation,
                            keras.layers.ReLU)):
-            node = op._inbound_nodes[0]
+            node = _keras_internal.inbound_nodes(op)[0]
             continue
         return None
     return None

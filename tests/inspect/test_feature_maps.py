@@ -1,6 +1,5 @@
 """Feature maps, their PNG grid, the first-layer filter grid, overlays and `kcnn explain`."""
 
-import argparse
 import os
 
 import keras
@@ -10,7 +9,8 @@ from matplotlib import image as mpimg
 from PIL import Image
 
 import kcnn
-from kcnn.inspect import add_commands, explain, feature_maps, overlay
+from kcnn.cli import build_parser
+from kcnn.inspect import explain, feature_maps, overlay
 from kcnn.training import plots
 
 
@@ -115,8 +115,7 @@ def test_explain_command(lenet, tmp_path, capsys):
     model_path = os.fspath(tmp_path / "lenet.keras")
     lenet.save(model_path)
     paths = _image_files(tmp_path, 1)
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     out = os.fspath(tmp_path / "cli")
     args = parser.parse_args(["explain", model_path, *paths, "--out", out, "--layer", "conv1"])
     assert args.run(args) == 0

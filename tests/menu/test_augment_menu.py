@@ -1,7 +1,6 @@
 """torchvision's augmentation menu in kcnn.data: each op keeps shape, dtype and range,
 repeats with its seed, does what torchvision's does; MixUp/CutMix, the preview, the CLI."""
 
-import argparse
 import colorsys
 
 import kcnn  # noqa: F401,I001  (first: it orders keras before TensorFlow)
@@ -12,7 +11,8 @@ import tensorflow as tf
 from kcnn.data import Augment, load, load_digits, train_pipeline
 from kcnn.data import augment as ops
 from kcnn.data import pipeline
-from kcnn.training.train import add_train_options, train_options
+from kcnn.cli import build_parser
+from kcnn.cli import train as train_command
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8)
@@ -233,8 +233,7 @@ def test_preview_writes_a_png_grid_of_what_the_model_sees(tmp_path):
 
 
 def test_preview_command(tmp_path, capsys):
-    parser = argparse.ArgumentParser()
-    pipeline.add_commands(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "p.png"
     args = parser.parse_args(["preview", "--augment", "rotation=10", "mixup", "-n", "4",
                               "--out", str(out)])
@@ -243,16 +242,16 @@ def test_preview_command(tmp_path, capsys):
 
 
 def test_train_options_from_the_command_line():
-    parser = argparse.ArgumentParser()
-    add_train_options(parser)
-    args = parser.parse_args(["--augment", "rotation=15", "cutmix", "--schedule", "multistep",
-                              "milestones=3,6", "gamma=0.5", "--loss", "focal", "gamma=1",
-                              "--label-smoothing", "0.1", "--class-weight", "balanced",
-                              "--init", "torchvision"])
-    options = train_options(args)
+    parser = build_parser()
+    args = parser.parse_args(["train", "lenet5", "--augment", "rotation=15", "cutmix",
+                              "--schedule", "multistep", "milestones=3,6", "gamma=0.5",
+                              "--loss", "focal", "gamma=1", "--label-smoothing", "0.1",
+                              "--class-weight", "balanced", "--init", "torchvision"])
+    options = train_command.menu(args)
     assert options == {"augment": ["rotation=15", "cutmix"],
                        "schedule": {"name": "multistep", "milestones": (3, 6), "gamma": 0.5},
                        "loss": {"name": "focal", "gamma": 1}, "label_smoothing": 0.1,
                        "class_weight": "balanced", "init": "torchvision"}
-    plain = train_options(parser.parse_args(["--schedule", "cosine"]))
+    plain = train_command.menu(parser.parse_args(["train", "lenet5", "--schedule",
+                                                  "cosine"]))
     assert plain["schedule"] == "cosine" and plain["augment"] is None

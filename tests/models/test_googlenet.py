@@ -127,6 +127,17 @@ def test_channels_first_forward(channels_first):
     assert forward(model, batch((3, 32, 32))).shape == (2, 10)
 
 
+def test_mixed_precision_logits_of_every_head_are_float32():
+    # The auxiliary heads use the main head's classifier: losses and softmax
+    # read float32 logits from all three, as Keras's mixed-precision guide has it.
+    keras.config.set_dtype_policy("mixed_float16")
+    model = kcnn.googlenet(input_shape=(32, 32, 3), classes=5, aux_logits=True,
+                           classifier_activation=None)
+    assert [keras.backend.standardize_dtype(y.dtype) for y in model.outputs] == [
+        "float32"] * 3
+    assert model.get_layer("aux1_fc2").compute_dtype == "float32"
+
+
 def test_registry_name():
     assert "googlenet" in kcnn.list_models("googlenet")
     model = kcnn.create_model("googlenet", include_top=False, pooling="avg",

@@ -8,7 +8,7 @@ with the paper's momentum and weight decay in place.
 import keras
 import numpy as np
 
-from kcnn.training.optimizers import SGD
+from kcnn.optimizers import SGD
 
 
 def tiny_model():

@@ -1,6 +1,5 @@
 """Fine-tuning end to end: a digits backbone, a folder of other digits, the CLI."""
 
-import argparse
 import os
 
 import kcnn
@@ -8,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from kcnn import transfer
+from kcnn.cli import build_parser
 from kcnn.data import load_digits
 from PIL import Image
 
@@ -45,9 +45,7 @@ def _accuracy(model, x, y):
 
 
 def _finetune_parser():
-    parser = argparse.ArgumentParser(prog="kcnn")
-    transfer.add_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def test_fine_tuning_beats_training_from_scratch(task, capsys):

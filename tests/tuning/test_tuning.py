@@ -1,6 +1,6 @@
 """kcnn.tuning on every backend: a real random search on the digits, resumed,
 refused, failing; the dtype policy (and on JAX the distribution) that every
-build() sees; the search space and the command line."""
+build() sees; the plot; the search space and the `kcnn tune` command line."""
 
 import argparse
 import csv
@@ -9,15 +9,22 @@ import json
 import os
 import runpy
 import shutil
+import subprocess
+import sys
 
 import keras
 import keras_tuner as kt
+import matplotlib
 from matplotlib import image as mpl_image
 import numpy as np
 import pytest
 
 import kcnn
 from kcnn import registry, tuning
+from kcnn.cli import build_parser, main as kcnn_main, tune as tune_command
+from kcnn.tuning import report
+from kcnn.tuning.hypermodel import _with_dropout
+from kcnn.tuning.search import _check_budget
 
 BACKEND = keras.backend.backend()
 POLICY = "mixed_bfloat16"
@@ -70,7 +77,7 @@ def _rows(directory):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="kcnn")
-    tuning.add_commands(parser.add_subparsers(dest="command", required=True))
+    tune_command.register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
@@ -126,9 +133,9 @@ def test_the_same_command_with_three_trials_runs_exactly_one_more(search, tmp_pa
     directory = tmp_path / "resumed"
     shutil.copytree(result.directory, directory)
     args = _parser().parse_args([
-        "tune", "--model", "lenet5", "--data", "digits", "--tuner", "random",
+        "tune", "lenet5", "--data", "digits", "--tuner", "random",
         "--max-trials", "3", "--epochs", "1", "--batch-size", "142",
-        "--mixed-precision", POLICY, "--no-retrain", "--directory", str(directory)])
+        "--mixed-precision", POLICY, "--no-retrain", "--out", str(directory)])
     assert args.run(args) == 0
     assert "best of 3 trials (1 run now)" in capsys.readouterr().out
     rows = _rows(directory)
@@ -176,7 +183,7 @@ def test_overwrite_replaces_a_used_directory(search, tmp_path):
 
 def test_builders_without_dropout_get_one_in_front_of_the_classifier():
     model = kcnn.lenet5()
-    tuned = tuning._with_dropout(model, 0.3)
+    tuned = _with_dropout(model, 0.3)
     dropout = tuned.get_layer("dropout")
     assert dropout.rate == 0.3
     assert [layer.name for layer in tuned.layers][-4:] == ["fc2", "dropout", "fc3",
@@ -246,20 +253,76 @@ def test_the_command_line_space_and_budget_errors(capsys):
         "learning_rate": (1e-4, 1e-2), "optimizer": ["adamw", "sgd"], "dropout": None,
         "weight_decay": 0.01}
     parser = _parser()
+    # The budget is checked once, by tune(): the command shows its message.
     for argv, match in [
-            (["--tuner", "hyperband", "--max-trials", "3"], "--max-trials does not apply"),
-            (["--tuner", "hyperband", "--epochs", "3"], "--epochs does not apply"),
-            (["--tuner", "random", "--factor", "2"], "--factor applies to --tuner hyperband"),
+            (["--tuner", "hyperband", "--max-trials", "3"],
+             "max_trials does not apply to tuner='hyperband'"),
+            (["--tuner", "hyperband", "--epochs", "3"], "epochs does not apply"),
+            (["--tuner", "random", "--factor", "2"], "factor applies to tuner='hyperband'"),
+            (["--tuner", "hyperband", "--factor", "1"], "factor must be an integer >= 2"),
+            (["--tuner", "random", "--epochs", "0"], "epochs must be a positive integer"),
             (["--space", "learning_rate"], "NAME=SPEC"),
             (["--space", "dropout=lots"], "not a number")]:
-        args = parser.parse_args(["tune", "--model", "lenet5", *argv])
+        args = parser.parse_args(["tune", "lenet5", *argv])
         with pytest.raises(ValueError, match=match):
             args.run(args)
-    # `python -m kcnn.tuning` prints the error and exits 2.
-    assert tuning.main(["--model", "lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
-    assert "--max-trials does not apply" in capsys.readouterr().err
+    # The standalone command (the jobs in tuning/) prints the error and exits 2.
+    assert tune_command.main(["lenet5", "--tuner", "hyperband", "--max-trials", "3"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "kcnn tune: max_trials does not apply to tuner='hyperband'")
     with pytest.raises(ValueError, match="max_trials does not apply to tuner='hyperband'"):
         tuning.tune("lenet5", "digits", directory="unused", tuner="hyperband", max_trials=3)
+
+
+def test_the_model_is_positional_or_model_and_out_is_also_directory(capsys):
+    parser = _parser()
+    positional = parser.parse_args(["tune", "lenet5", "--out", "here"])
+    option = parser.parse_args(["tune", "--model", "lenet5", "--directory", "here"])
+    both = parser.parse_args(["tune", "lenet5", "--model", "lenet5"])
+    for args in (positional, option, both):
+        assert (args.model, args.run) == ("lenet5", tune_command.run)
+    assert positional.out == option.out == "here"
+    assert both.out == "runs/tune"
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["tune", "lenet5", "--model", "alexnet"])
+    assert refused.value.code == 2
+    assert "given twice: 'lenet5' and 'alexnet'" in capsys.readouterr().err
+    assert tune_command.main(["--tuner", "random"]) == 2
+    assert "kcnn tune: MODEL is required" in capsys.readouterr().err
+    # The same through the `kcnn` command.
+    kcnn_args = build_parser().parse_args(["tune", "--model", "lenet5", "--directory", "x"])
+    assert (kcnn_args.model, kcnn_args.out, kcnn_args.run) == ("lenet5", "x", tune_command.run)
+    assert kcnn_main(["tune", "lenet5", "--tuner", "random", "--factor", "2"]) == 2
+    assert capsys.readouterr().err.startswith("kcnn tune: factor applies to tuner='hyperband'")
+
+
+def test_python_m_kcnn_tuning_runs_the_command():
+    # tuning/distributed.py starts its chief and workers this way.
+    result = subprocess.run(
+        [sys.executable, "-m", "kcnn.tuning", "--model", "lenet5", "--tuner", "hyperband",
+         "--max-trials", "3"], cwd=ROOT, env={**os.environ, "KERAS_BACKEND": BACKEND},
+        text=True, capture_output=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "kcnn tune: max_trials does not apply" in result.stderr
+
+
+def test_the_plot_leaves_matplotlib_global_state_alone(tmp_path):
+    # A notebook's own plots still show after a search: no backend switch and
+    # no figure left in pyplot.
+    import matplotlib.pyplot as plt
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        rows = [{"trial_id": str(i), "val_top1": 0.5 + i / 10, "learning_rate": 10.0 ** -i,
+                 "dropout": i / 10} for i in range(1, 4)]
+        report._plot(rows, tuning.search_space(), tmp_path / "tuning.png")
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == []
+    finally:
+        matplotlib.use(previous)
+    image = mpl_image.imread(tmp_path / "tuning.png")
+    assert image.shape[0] > 100 and image.shape[1] > 400  # two panels side by side
 
 
 def test_a_strategy_the_backend_cannot_run_is_refused(tmp_path):
@@ -276,7 +339,6 @@ def test_the_ready_jobs_are_valid_commands(job):
     script = runpy.run_path(os.path.join(ROOT, "tuning", f"{job}.py"), run_name="job")
     args = _parser().parse_args(["tune", *script["JOB"]])
     assert args.model in kcnn.list_models()
-    assert args.directory == f"runs/tune/{job}"
+    assert args.out == f"runs/tune/{job}"
     tuning.parse_space(args.space)
-    tuning._check_budget(args.tuner, args.epochs, args.max_trials, args.max_epochs,
-                         args.factor)
+    _check_budget(args.tuner, args.epochs, args.max_trials, args.max_epochs, args.factor)

@@ -15,6 +15,7 @@ import keras_tuner as kt
 import pytest
 
 from kcnn import tuning
+from kcnn.cli import tune as tune_command
 from tests.utils import run_python
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,7 +54,7 @@ def test_hyperband_completes_and_the_same_command_adds_no_trial(tmp_path, capsys
     assert continued[0]["tuner/trial_id"] in first_round
 
     parser = argparse.ArgumentParser()
-    tuning.add_commands(parser.add_subparsers(dest="command"))
+    tune_command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["tune", "--model", "lenet5", "--data", "digits", "--tuner",
                               "hyperband", "--max-epochs", "2", "--factor", "2",
                               "--batch-size", "142", "--no-retrain",

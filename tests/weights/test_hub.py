@@ -7,7 +7,6 @@ random weights) and checks torchvision's logits; the others serve a small torch
 twin of `kcnn.simple_cnn`, which builds in a tenth of the time.
 """
 
-import argparse
 import contextlib
 import hashlib
 import http.server
@@ -368,10 +367,9 @@ def test_preprocess_input_and_decode_predictions(channels_first):
 
 
 def test_commands_list_and_fetch(capsys, tiny, keras_home, registered):
-    from kcnn.weights.commands import add_commands
+    from kcnn.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(["weights", "resnet5*"])
     assert args.run(args) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The command-line side of pretrained weights (wired into `kcnn.cli`).
+"""The command-line side of pretrained weights.
 
     kcnn weights [PATTERN]        the table of downloadable weights
     kcnn fetch MODEL [WEIGHTS]    download, verify and convert them into the cache
@@ -8,7 +8,7 @@ from kcnn.registry import get_builder
 from kcnn.weights import hub
 
 
-def add_commands(commands):
+def register(commands):
     """Add `weights` and `fetch` to the sub-parsers of `kcnn.cli.build_parser()`."""
     p = commands.add_parser(
         "weights", help="list the pretrained weights (builder, tag, top-1/top-5, size)")

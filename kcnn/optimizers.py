@@ -1,4 +1,10 @@
-"""Optimizers Keras lacks."""
+"""Optimizers Keras lacks.
+
+A top-level module, beside `losses` and `schedules`, rather than in
+`kcnn.training` (which loads TensorFlow for its tf.data pipelines): `import
+kcnn` imports it to register `SGD`, so that the `.keras` files `kcnn.train`
+saves load on every backend, TensorFlow installed or not.
+"""
 
 import keras
 from keras import ops

@@ -1,0 +1,190 @@
+"""Every use of private Keras in kcnn, one small function each.
+
+Keras 3 has no public API for some things kcnn needs: walking a functional
+model's graph (which layer call made a tensor, the calls in order), a layer's
+nested sublayers, the variables a layer or optimizer was built with, an
+optimizer's learning rate as set (a schedule or a variable), and the list of
+variables whose initialisation Keras has deferred. kcnn reads them here only,
+so a Keras release that moves one breaks this module, and
+`tests/test_keras_internal.py` (one test per function, on a tiny real model or
+optimizer) fails first, naming the attribute. The names and meanings below
+were checked against Keras 3.15.1.
+
+A missing attribute raises `AttributeError` saying which private attribute of
+which Keras class is gone, rather than a bare `AttributeError` deep in a caller.
+"""
+
+import keras
+
+
+def _read(obj, name, purpose):
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise AttributeError(
+            f"kcnn reads the private Keras attribute {type(obj).__name__}.{name} "
+            f"({purpose}), which Keras {keras.__version__} does not have: update "
+            f"kcnn/_keras_internal.py for this Keras version.") from None
+
+
+# ----------------------------------------------------------------------------
+# Graphs of functional models
+
+
+def keras_history(tensor):
+    """`KerasTensor._keras_history`: `(operation, node_index, tensor_index)`,
+    the layer call that produced a symbolic tensor.
+
+    Public Keras only goes from layers to tensors (`layer.output`), never
+    back from a tensor to the layer that made it.
+    """
+    return _read(tensor, "_keras_history", "the layer call that made a KerasTensor")
+
+
+def producer(tensor):
+    """The layer (operation) whose call produced the KerasTensor `tensor`."""
+    return keras_history(tensor).operation
+
+
+def inbound_nodes(layer):
+    """`Operation._inbound_nodes`: one `Node` per call of `layer` in a graph,
+    in call order; each node holds its `input_tensors` and `outputs`.
+
+    The public `layer.input` gives the first call's inputs only, and raises
+    for a layer never called.
+    """
+    return _read(layer, "_inbound_nodes", "the calls of a layer in a functional graph")
+
+
+def producing_node(tensor):
+    """The `Node` (layer call) that produced the KerasTensor `tensor`."""
+    history = keras_history(tensor)
+    return inbound_nodes(history.operation)[history.node_index]
+
+
+def is_graph_model(model):
+    """Whether `model` is a Keras model with a functional graph to walk
+    (`Functional` is not exported; its `_nodes_by_depth` marks it)."""
+    return isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth")
+
+
+def nodes_by_depth(model):
+    """`Functional._nodes_by_depth`: depth -> the graph's nodes (layer calls)
+    at that depth; the outputs are at depth 0, the inputs deepest.
+
+    `model.operations` lists each layer once, not each call, and without the
+    order in which calls depend on each other.
+    """
+    return _read(model, "_nodes_by_depth", "a functional model's layer calls by depth")
+
+
+def sequential_graph(model):
+    """`Sequential._functional`: the functional model a built `Sequential`
+    runs, whose graph has the Sequential's own layers and nodes (None before
+    the Sequential is built with an input shape)."""
+    return _read(model, "_functional", "the graph of a built Sequential model")
+
+
+# ----------------------------------------------------------------------------
+# Layers
+
+
+def flatten_layers(layer, include_self=True, recursive=True):
+    """`Layer._flatten_layers`: `layer` (if `include_self`) and the layers it
+    tracks, nested ones too if `recursive`, each once, depth first.
+
+    `model.layers` lists the top level only; layers nested in custom layers
+    or in nested models are not in it.
+    """
+    method = _read(layer, "_flatten_layers", "the nested layers of a layer")
+    return list(method(include_self=include_self, recursive=recursive))
+
+
+def sublayers(layer):
+    """`Layer._layers`: the layers `layer` tracks directly (empty for a leaf
+    layer such as `Conv2D`); a `Layer` has no public `layers`."""
+    return _read(layer, "_layers", "the direct sublayers of a layer")
+
+
+def created_trainable_variables(layer):
+    """`Layer._trainable_variables`: the variables `layer` itself created as
+    trainable, whatever `layer.trainable` says now.
+
+    The public `trainable_variables` is empty for a frozen layer, so it
+    cannot tell a frozen convolution from a layer without parameters.
+    """
+    return _read(layer, "_trainable_variables", "the variables a layer created trainable")
+
+
+# ----------------------------------------------------------------------------
+# Optimizers
+
+
+def learning_rate_setting(optimizer):
+    """`Optimizer._learning_rate`: the learning rate as set, a
+    `LearningRateSchedule`, a callable or a variable.
+
+    The public `learning_rate` is its value at the current step, so it cannot
+    tell a schedule from a constant.
+    """
+    return _read(optimizer, "_learning_rate", "an optimizer's learning rate or schedule")
+
+
+def variable_key(optimizer, variable):
+    """`Optimizer._var_key`: the key under which `optimizer` tracks a model
+    variable (its `id`; on TensorFlow, the unique id of the underlying
+    `tf.Variable` or of its distributed container, so that one variable has
+    one key on every replica of a `tf.distribute` strategy)."""
+    return _read(optimizer, "_var_key", "how an optimizer keys model variables")(variable)
+
+
+def built_variables(optimizer):
+    """`Optimizer._trainable_variables`: the model variables `optimizer` was
+    last built on, in order (`optimizer.variables` are its own slots)."""
+    return _read(optimizer, "_trainable_variables", "the variables an optimizer was built on")
+
+
+def is_built_on(optimizer, variable):
+    """Whether `optimizer` was built on `variable`
+    (`Optimizer._trainable_variables_indices`, keyed by `variable_key`)."""
+    indices = _read(optimizer, "_trainable_variables_indices",
+                    "an optimizer's index of the variables it was built on")
+    return variable_key(optimizer, variable) in indices
+
+
+def forget_built_variables(optimizer):
+    """Empty `Optimizer._trainable_variables_indices`, so that building again
+    on other variables does not keep the old ones as known (`build` adds to
+    the index and never clears it)."""
+    _read(optimizer, "_trainable_variables_indices",
+          "an optimizer's index of the variables it was built on")
+    optimizer._trainable_variables_indices = {}
+
+
+# ----------------------------------------------------------------------------
+# Global state
+
+
+def _global_state():
+    # Imported on use: if Keras moves the module, only these two functions break.
+    from keras.src.backend.common import global_state
+
+    return global_state
+
+
+def uninitialized_variables():
+    """A copy of the variables whose initialisation Keras has deferred
+    (`keras.src.backend.common.global_state`'s "uninitialized_variables").
+
+    Variables created inside a `StatelessScope` join that list, and Keras
+    initialises the whole list on leaving the next scope that initialises;
+    no public API reads or restores it.
+    """
+    return list(_global_state().get_global_attribute(
+        "uninitialized_variables", [], set_to_default=True))
+
+
+def set_uninitialized_variables(variables):
+    """Replace Keras's list of variables waiting to be initialised (see
+    `uninitialized_variables`)."""
+    _global_state().set_global_attribute("uninitialized_variables", list(variables))

@@ -1,0 +1,213 @@
+"""The private Keras that kcnn relies on, one test per function of
+`kcnn._keras_internal`, each on a tiny real model or optimizer.
+
+A Keras release that moves or changes one of these attributes fails here
+first, naming the function (and, where the attribute is gone, the attribute).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from kcnn import _keras_internal as internal
+
+
+def _tiny():
+    inputs = keras.Input((6, 6, 1), name="image")
+    x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(3, name="dense")(x)
+    outputs = keras.layers.Softmax(name="softmax")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def _shared():
+    """A model calling one Dense layer twice."""
+    inputs = keras.Input((4,), name="features")
+    shared = keras.layers.Dense(4, name="shared")
+    outputs = shared(shared(inputs))
+    return keras.Model(inputs, outputs), shared
+
+
+def _nested():
+    inner = _tiny()
+    inputs = keras.Input((6, 6, 1))
+    outputs = keras.layers.Dense(2, name="head")(inner(inputs))
+    return keras.Model(inputs, outputs, name="outer"), inner
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _variables():
+    return [keras.Variable(np.ones((2,), "float32"), name=f"v{i}") for i in range(3)]
+
+
+# ----------------------------------------------------------------------------
+# Graphs of functional models
+
+
+def test_keras_history_names_the_layer_call_that_made_a_tensor():
+    model = _tiny()
+    operation, node_index, tensor_index = internal.keras_history(model.outputs[0])
+    assert operation is model.get_layer("softmax"), "KerasHistory.operation changed"
+    assert (node_index, tensor_index) == (0, 0), "KerasHistory indices changed"
+
+
+def test_producer_is_the_layer_whose_call_made_a_tensor():
+    model = _tiny()
+    dense = model.get_layer("dense")
+    assert internal.producer(dense.output) is dense
+    assert internal.producer(model.inputs[0]).name == "image"
+
+
+def test_inbound_nodes_are_one_node_per_call_in_call_order():
+    model = _tiny()
+    dense = model.get_layer("dense")
+    (node,) = internal.inbound_nodes(dense)
+    assert node.input_tensors[0] is model.get_layer("flatten").output
+    assert node.outputs[0] is dense.output
+    _, shared = _shared()
+    first, second = internal.inbound_nodes(shared)
+    assert second.input_tensors[0] is first.outputs[0]
+    assert internal.inbound_nodes(keras.layers.Dense(2)) == []
+
+
+def test_producing_node_is_the_call_that_made_the_tensor():
+    model, shared = _shared()
+    first, second = internal.inbound_nodes(shared)
+    assert internal.producing_node(model.outputs[0]) is second
+    assert internal.producing_node(first.outputs[0]) is first
+
+
+def test_is_graph_model_tells_functional_models_from_others():
+    assert internal.is_graph_model(_tiny()), "a functional model is no longer recognised"
+    assert not internal.is_graph_model(_Subclassed())
+    assert not internal.is_graph_model(keras.layers.Dense(2))
+
+
+def test_nodes_by_depth_puts_outputs_at_depth_0_and_inputs_deepest():
+    model = _tiny()
+    by_depth = internal.nodes_by_depth(model)
+    assert sorted(by_depth) == [0, 1, 2, 3, 4]
+    order = [node.operation.name for depth in sorted(by_depth, reverse=True)
+             for node in by_depth[depth]]
+    assert order == ["image", "conv", "flatten", "dense", "softmax"]
+    assert [node.is_input for node in by_depth[4]] == [True]
+
+
+def test_sequential_graph_is_a_functional_model_of_the_same_layers():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d1"),
+                              keras.layers.Dense(1, name="d2")])
+    graph = internal.sequential_graph(model)
+    assert internal.is_graph_model(graph)
+    assert [op.name for op in graph.operations][-2:] == ["d1", "d2"]
+    assert graph.get_layer("d1") is model.get_layer("d1")
+    assert internal.sequential_graph(keras.Sequential([keras.layers.Dense(2)])) is None
+
+
+# ----------------------------------------------------------------------------
+# Layers
+
+
+def test_flatten_layers_walks_nested_models_depth_first():
+    model, inner = _nested()
+    names = [layer.name for layer in internal.flatten_layers(model, include_self=False)]
+    # Keras 3.15 lists a nested layer's own sublayers last first (`extendleft`):
+    # `kcnn.training.plots.first_layer_filters` takes the first Conv2D in this order.
+    assert names[1:] == ["tiny", "softmax", "dense", "flatten", "conv", "image", "head"], names
+    assert internal.flatten_layers(model)[0] is model
+    top = internal.flatten_layers(model, include_self=False, recursive=False)
+    assert inner in top and inner.get_layer("conv") not in top
+
+
+def test_sublayers_are_empty_for_a_leaf_layer():
+    model, inner = _nested()
+    assert list(internal.sublayers(inner.get_layer("conv"))) == []
+    assert inner.get_layer("conv") in internal.sublayers(inner)
+    assert inner in internal.sublayers(model)
+
+
+def test_created_trainable_variables_survive_freezing():
+    conv = _tiny().get_layer("conv")
+    conv.trainable = False
+    assert conv.trainable_variables == []  # why the public list does not do
+    assert [v.name for v in internal.created_trainable_variables(conv)] == ["kernel", "bias"]
+    dropout = keras.layers.Dropout(0.5, seed=1)
+    assert list(internal.created_trainable_variables(dropout)) == []
+
+
+# ----------------------------------------------------------------------------
+# Optimizers
+
+
+def test_learning_rate_setting_is_the_schedule_or_the_variable():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    assert internal.learning_rate_setting(keras.optimizers.SGD(schedule)) is schedule
+    setting = internal.learning_rate_setting(keras.optimizers.SGD(0.25))
+    assert isinstance(setting, keras.Variable)
+    assert float(keras.ops.convert_to_numpy(setting)) == 0.25
+
+
+def test_variable_key_is_stable_and_distinct():
+    optimizer = keras.optimizers.SGD(0.1)
+    a, b, _ = _variables()
+    assert internal.variable_key(optimizer, a) == internal.variable_key(optimizer, a)
+    assert internal.variable_key(optimizer, a) != internal.variable_key(optimizer, b)
+
+
+def test_built_variables_are_the_build_list_in_order():
+    optimizer = keras.optimizers.Adam(0.1)
+    a, b, _ = _variables()
+    optimizer.build([b, a])
+    assert list(internal.built_variables(optimizer)) == [b, a]
+
+
+def test_is_built_on_knows_the_build_list():
+    optimizer = keras.optimizers.Adam(0.1)
+    a, b, c = _variables()
+    optimizer.build([a, b])
+    assert internal.is_built_on(optimizer, a) and internal.is_built_on(optimizer, b)
+    assert not internal.is_built_on(optimizer, c)
+
+
+def test_forget_built_variables_lets_a_rebuild_drop_old_variables():
+    optimizer = keras.optimizers.SGD(0.1)
+    a, b, c = _variables()
+    optimizer.build([a, b])
+    internal.forget_built_variables(optimizer)
+    assert not internal.is_built_on(optimizer, a)
+    optimizer.built = False  # SGD.build returns at once on a built optimizer
+    optimizer.build([c])
+    assert internal.is_built_on(optimizer, c) and not internal.is_built_on(optimizer, a)
+
+
+# ----------------------------------------------------------------------------
+# Global state
+
+
+def test_uninitialized_variables_lists_deferred_variables_and_can_be_restored():
+    before = internal.uninitialized_variables()
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            deferred = keras.Variable(keras.initializers.Zeros(), shape=(2,), name="deferred")
+        pending = internal.uninitialized_variables()
+        assert any(v is deferred for v in pending), "Keras no longer lists deferred variables"
+    finally:
+        internal.set_uninitialized_variables(before)
+    assert [id(v) for v in internal.uninitialized_variables()] == [id(v) for v in before]
+
+
+# ----------------------------------------------------------------------------
+# The error when an attribute is gone
+
+
+def test_a_missing_attribute_names_itself_and_the_keras_version():
+    with pytest.raises(AttributeError, match=r"object\._keras_history .*Keras 3\."):
+        internal.keras_history(object())
