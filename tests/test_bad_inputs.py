@@ -1,0 +1,347 @@
+"""Every mistake a user can make ends in a clear error or a reported skip, on every backend.
+
+The table is data: one row per case, so a new argument is one new row. A row
+names the call, the exception it must end in (`ValueError`, `FileNotFoundError`
+or `TypeError`) and a pattern its message must contain (the argument's name, the
+bad value or the bad file). A case that returned normally, or ended in any other
+exception (a framework's own traceback), fails. The cases that skip and report
+instead of refusing (unreadable files in a training set, a batch larger than
+the data) are tested below the table with their warnings.
+"""
+
+import kcnn  # noqa: F401,I001  (first: it orders triton, keras and TensorFlow)
+import os
+import re
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from kcnn import data as kdata
+from kcnn import losses, schedules, transfer
+
+
+class Ctx:
+    """The files and model the cases use, made once per module."""
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    c = Ctx()
+    root = tmp_path_factory.mktemp("bad_inputs")
+    rng = np.random.default_rng(0)
+    c.folder = root / "images"
+    for name in ("cat", "dog"):
+        (c.folder / name).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(
+                c.folder / name / f"{i}.png")
+    (c.folder / "cat" / "broken.png").write_bytes(b"this is not a png")
+    c.one_class = root / "one_class"
+    (c.one_class / "cat").mkdir(parents=True)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(
+            c.one_class / "cat" / f"{i}.png")
+    c.empty = root / "empty"
+    c.empty.mkdir()
+    c.image = str(c.folder / "dog" / "0.png")
+    c.not_image = str(root / "notimage.png")
+    with open(c.not_image, "w") as f:
+        f.write("plain text, not an image")
+    c.missing = str(root / "missing.png")
+    c.model = kcnn.lenet5(classes=2)
+    c.keras_file = str(root / "model.keras")
+    c.model.save(c.keras_file)
+    c.truncated = str(root / "truncated.keras")
+    with open(c.keras_file, "rb") as src, open(c.truncated, "wb") as dst:
+        dst.write(src.read()[:300])
+    c.text_keras = str(root / "text.keras")
+    with open(c.text_keras, "w") as f:
+        f.write("not a model")
+    c.out = str(root / "out")
+    return c
+
+
+# (id, call, exception, pattern in the message)
+CASES = [
+    # models by name
+    ("create_model unknown name", lambda c: kcnn.create_model("alexnet3"), ValueError,
+     "alexnet3"),
+    ("builder classes 0", lambda c: kcnn.lenet5(classes=0), ValueError, "classes"),
+    ("builder classes str", lambda c: kcnn.lenet5(classes="10"), ValueError, "classes"),
+    ("builder input_shape too small", lambda c: kcnn.resnet18(input_shape=(8, 8, 3)),
+     ValueError, "input_shape"),
+    ("builder pooling", lambda c: kcnn.resnet18(include_top=False, pooling="mean"),
+     ValueError, "pooling"),
+    ("builder missing weights file",
+     lambda c: kcnn.lenet5(weights="missing.weights.h5"), ValueError, "missing.weights.h5"),
+    # data sources
+    ("load missing folder", lambda c: kdata.load(str(c.folder) + "_nope"), ValueError,
+     "source"),
+    ("load empty folder", lambda c: kdata.load(str(c.empty)), ValueError, "empty"),
+    ("load a file", lambda c: kdata.load(c.image), ValueError, "is a file"),
+    ("load bad split", lambda c: kdata.load("digits", split="dev"), ValueError, "split"),
+    ("load bad channels", lambda c: kdata.load("digits", channels=2), ValueError, "channels"),
+    ("load validation_split 1.5",
+     lambda c: kdata.load("digits", validation_split=1.5), ValueError, "validation_split"),
+    ("load verify", lambda c: kdata.load(str(c.folder), verify="full"), ValueError, "verify"),
+    ("load wrong type", lambda c: kdata.load(42), ValueError, "source"),
+    ("pipeline batch_size 0",
+     lambda c: kdata.train_pipeline(kdata.load("digits"), c.model.metadata["preprocessing"],
+                                    batch_size=0), ValueError, "batch_size"),
+    # training
+    ("train epochs 0", lambda c: kcnn.train("lenet5", "digits", epochs=0), ValueError, "epochs"),
+    ("train batch_size -1", lambda c: kcnn.train("lenet5", "digits", batch_size=-1),
+     ValueError, "batch_size"),
+    ("train recipe", lambda c: kcnn.train("lenet5", "digits", recipe="alexnet2013"),
+     ValueError, "recipe"),
+    ("train unknown model", lambda c: kcnn.train("lenet6", "digits"), ValueError, "lenet6"),
+    ("train model wrong type", lambda c: kcnn.train(3, "digits"), ValueError, "model"),
+    ("train single class folder", lambda c: kcnn.train("lenet5", str(c.one_class)),
+     ValueError, "single class"),
+    ("train empty folder", lambda c: kcnn.train("lenet5", str(c.empty)), ValueError, "empty"),
+    ("train schedule", lambda c: kcnn.train("lenet5", "digits", schedule="cosin"),
+     ValueError, "schedule"),
+    ("train loss", lambda c: kcnn.train("lenet5", "digits", loss="hinge"), ValueError, "loss"),
+    ("train class_weight", lambda c: kcnn.train("lenet5", "digits", class_weight="auto"),
+     ValueError, "class_weight"),
+    ("train mixed_precision",
+     lambda c: kcnn.train("lenet5", "digits", mixed_precision="float16"), ValueError,
+     "mixed_precision"),
+    ("train augment garbage", lambda c: kcnn.train("lenet5", "digits", augment="rotate=lots"),
+     ValueError, "rotate"),
+    ("train label_smoothing 1",
+     lambda c: kcnn.train("lenet5", "digits", label_smoothing=1.0), ValueError,
+     "label_smoothing"),
+    ("train validation_data other classes",
+     lambda c: kcnn.train("lenet5", str(c.folder), validation_data="digits"), ValueError,
+     "validation_data"),
+    # evaluation and prediction
+    ("evaluate missing .keras", lambda c: kcnn.evaluate(c.out + "/nope.keras", "digits"),
+     FileNotFoundError, "nope.keras"),
+    ("evaluate truncated .keras", lambda c: kcnn.evaluate(c.truncated, "digits"), ValueError,
+     "not a valid .keras file"),
+    ("evaluate text as .keras", lambda c: kcnn.evaluate(c.text_keras, "digits"), ValueError,
+     "not a valid .keras file"),
+    ("evaluate model wrong type", lambda c: kcnn.evaluate(42, "digits"), ValueError, "model"),
+    ("evaluate bad split", lambda c: kcnn.evaluate(c.model, str(c.folder), split="dev"),
+     ValueError, "split"),
+    ("predict missing file", lambda c: kcnn.predict(c.model, [c.image, c.missing]),
+     FileNotFoundError, "missing.png"),
+    ("predict not an image", lambda c: kcnn.predict(c.model, [c.image, c.not_image]),
+     ValueError, "notimage.png"),
+    ("predict top_k 0", lambda c: kcnn.predict(c.model, [c.image], top_k=0), ValueError,
+     "top_k"),
+    ("predict float array", lambda c: kcnn.predict(c.model, np.zeros((1, 28, 28, 1))),
+     ValueError, "uint8"),
+    ("predict truncated .keras", lambda c: kcnn.predict(c.truncated, [c.image]), ValueError,
+     "truncated.keras"),
+    # fine-tuning
+    ("fine_tune missing .keras", lambda c: transfer.fine_tune(c.out + "/x.keras", str(c.folder)),
+     ValueError, "x.keras"),
+    ("fine_tune epochs 0", lambda c: transfer.fine_tune(c.model, str(c.folder), epochs=0),
+     ValueError, "epochs"),
+    ("fine_tune unfreeze", lambda c: transfer.fine_tune(c.model, str(c.folder), unfreeze="some"),
+     ValueError, "unfreeze"),
+    ("fine_tune single class",
+     lambda c: transfer.fine_tune(c.model, str(c.one_class), epochs=1), ValueError,
+     "single class"),
+    # menu pieces
+    ("schedule unknown", lambda c: schedules.create("cosin"), ValueError, "cosin"),
+    ("schedule step_size 0", lambda c: schedules.create("step", step_size=0), ValueError,
+     "step_size"),
+    ("loss unknown", lambda c: losses.create("hinge"), ValueError, "hinge"),
+    ("decode_predictions top 0",
+     lambda c: kcnn.decode_predictions(np.zeros((1, 1000)), top=0), ValueError, "top"),
+    ("decode_predictions shape",
+     lambda c: kcnn.decode_predictions(np.zeros((1, 10))), ValueError, "1000"),
+    # export and inspection
+    ("export format", lambda c: kcnn.export(c.model, c.out + "/m", format="tflite2"),
+     ValueError, "format"),
+    ("export top_k", lambda c: kcnn.export(c.model, c.out + "/m", top_k=0), ValueError, "top_k"),
+    ("profile unknown name", lambda c: kcnn.profile("vgg17"), ValueError, "vgg17"),
+    ("gradcam batch_size", lambda c: kcnn.gradcam(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), batch_size=0), ValueError, "batch_size"),
+    ("gradcam wrong shape", lambda c: kcnn.gradcam(c.model, np.zeros((1, 5, 5, 1), np.float32)),
+     ValueError, "images"),
+    ("feature_maps unknown layer", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), ["conv9"]), ValueError, "conv9"),
+    ("tta mode", lambda c: kcnn.tta(c.model, mode="spin"), ValueError, "mode"),
+    ("ensemble empty", lambda c: kcnn.ensemble([]), ValueError, "models"),
+    ("replace_classifier classes 0",
+     lambda c: transfer.replace_classifier(c.model, 0), ValueError, "classes"),
+    # a .keras path wherever a model goes: a broken or missing file is named as such
+    ("gradcam truncated .keras", lambda c: kcnn.gradcam(
+        c.truncated, np.zeros((1, 28, 28, 1), np.float32)), ValueError, "not a valid .keras"),
+    ("feature_maps missing .keras", lambda c: kcnn.feature_maps(
+        c.out + "/gone.keras", np.zeros((1, 28, 28, 1), np.float32), ["conv1"]),
+     FileNotFoundError, "gone.keras"),
+    ("profile text as .keras", lambda c: kcnn.profile(c.text_keras), ValueError,
+     "not a valid .keras"),
+    ("export truncated .keras", lambda c: kcnn.export(c.truncated, c.out + "/m"), ValueError,
+     "not a valid .keras"),
+    ("tta missing .keras", lambda c: kcnn.tta(c.out + "/gone.keras"), FileNotFoundError,
+     "gone.keras"),
+    ("ensemble broken member", lambda c: kcnn.ensemble([c.keras_file, c.truncated]),
+     ValueError, r"models\[1\]"),
+    ("replace_classifier truncated .keras",
+     lambda c: transfer.replace_classifier(c.truncated, 3), ValueError, "not a valid .keras"),
+    ("train truncated .keras", lambda c: kcnn.train(c.truncated, "digits"), ValueError,
+     "not a valid .keras"),
+    ("fine_tune text as .keras", lambda c: transfer.fine_tune(c.text_keras, str(c.folder)),
+     ValueError, "not a valid .keras"),
+]
+
+
+@pytest.mark.parametrize("call, error, pattern", [row[1:] for row in CASES],
+                         ids=[row[0] for row in CASES])
+def test_bad_input_ends_in_a_clear_error(ctx, call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a skip report may come before the error
+            call(ctx)
+
+
+def test_the_table_names_only_the_exceptions_users_are_promised():
+    assert {row[2] for row in CASES} <= {ValueError, FileNotFoundError, TypeError}
+    assert len({row[0] for row in CASES}) == len(CASES)
+
+
+# ----------------------------------------------------------------------------
+# Skip and report, or shrink the batch with a warning
+
+
+def test_a_corrupt_file_in_a_training_folder_is_skipped_and_named(ctx):
+    with pytest.warns(UserWarning, match="broken.png"):
+        source = kdata.load(str(ctx.folder))
+    assert source.num_examples == 12
+
+
+def test_header_mode_names_a_truncated_png(ctx, tmp_path):
+    folder = tmp_path / "truncated"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / name / "0.png")
+    whole = (folder / "a" / "0.png").read_bytes()
+    (folder / "a" / "cut.png").write_bytes(whole[:len(whole) // 2])
+    with pytest.warns(UserWarning, match="cut.png"):
+        source = kdata.load(str(folder), verify="header")
+    assert source.num_examples == 2
+
+
+def test_unchecked_folders_name_a_non_image_file_when_tf_data_skips_it(ctx, capfd):
+    source = kdata.load(str(ctx.folder), verify=None)
+    labels = [int(label) for _, label in source.dataset]
+    assert len(labels) == 12  # the broken file is dropped, the others all read
+    assert "broken.png" in capfd.readouterr().err
+
+
+def test_a_training_set_smaller_than_a_batch_trains_with_the_batch_that_fits(ctx):
+    with pytest.warns(UserWarning, match=r"has 1[01] examples, fewer than batch_size=32: "
+                      r"using batch size 1[01]"):
+        history = kcnn.train("lenet5", str(ctx.folder), epochs=1, batch_size=32,
+                             validation_split=0.1, verbose=0)
+    assert history.params["steps"] == 1
+    assert len(history.history["loss"]) == 1
+
+
+def test_fine_tune_says_when_it_shrinks_its_batch(ctx):
+    with pytest.warns(UserWarning, match=r"fewer than batch_size=64"):
+        history = transfer.fine_tune(ctx.keras_file, str(ctx.folder), epochs=1, batch_size=64,
+                                     validation_split=None, verbose=0)
+    assert history.history["loss"]
+
+
+@pytest.mark.parametrize("examples, batch, replicas, expected", [
+    (100, 32, 1, 32), (20, 32, 1, 20), (20, 32, 8, 16), (7, 32, 4, 4), (32, 32, 2, 32)])
+def test_the_batch_that_fits_is_a_multiple_of_the_replicas(examples, batch, replicas, expected):
+    from kcnn.training.setup import batch_that_fits
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert batch_that_fits(batch, examples, replicas) == expected
+    assert bool(caught) == (expected != batch)
+    if caught:
+        assert f"{examples} examples" in str(caught[0].message)
+        assert f"batch_size={batch}" in str(caught[0].message)
+
+
+def test_fewer_examples_than_replicas_is_refused_with_the_numbers():
+    from kcnn.training.setup import batch_that_fits
+
+    with pytest.raises(ValueError, match=r"has 3 examples, fewer than the 4 replicas"):
+        batch_that_fits(32, 3, 4, data="the training data")
+
+
+def test_a_keras_path_works_wherever_a_model_does(ctx):
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)
+    expected = keras.ops.convert_to_numpy(ctx.model(x))
+    assert len(kcnn.predict(ctx.keras_file, [ctx.image], top_k=2)[0]) == 2
+    assert 0.0 <= kcnn.evaluate(ctx.keras_file, str(ctx.folder), split="train")["top1"] <= 1
+    assert kcnn.gradcam(ctx.keras_file, x).shape == (2, 28, 28)
+    assert set(kcnn.feature_maps(ctx.keras_file, x, ["conv1"])) == {"conv1"}
+    assert kcnn.profile(ctx.keras_file).params == ctx.model.count_params()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(kcnn.ensemble([ctx.keras_file, ctx.model])(x)),
+        expected, atol=1e-5)
+    assert kcnn.tta(ctx.keras_file).count_params() == ctx.model.count_params()
+    assert transfer.replace_classifier(ctx.keras_file, 3).outputs[0].shape[-1] == 3
+    assert os.path.isfile(ctx.keras_file)  # read, never moved or rewritten
+
+
+# ----------------------------------------------------------------------------
+# The command line: exit code 2 and one line on stderr naming the argument
+
+CLI_CASES = [
+    ("train unknown model", lambda c: ["train", "lenet6"], "lenet6"),
+    ("train epochs 0", lambda c: ["train", "lenet5", "--epochs", "0"], "epochs"),
+    ("train empty folder", lambda c: ["train", "lenet5", "--data", str(c.empty),
+                                      "--out", c.out], "empty"),
+    ("train single class", lambda c: ["train", "lenet5", "--data", str(c.one_class),
+                                      "--out", c.out], "single class"),
+    ("evaluate missing model", lambda c: ["evaluate", c.out + "/nope.keras"], "nope.keras"),
+    ("evaluate truncated model", lambda c: ["evaluate", c.truncated], "not a valid .keras"),
+    ("predict not an image", lambda c: ["predict", c.keras_file, c.not_image],
+     "notimage.png"),
+    ("predict missing image", lambda c: ["predict", c.keras_file, c.missing], "missing.png"),
+    ("predict top-k 0", lambda c: ["predict", c.keras_file, c.image, "--top-k", "0"],
+     "top_k"),
+    ("summary unknown model", lambda c: ["summary", "vgg17"], "vgg17"),
+    ("export format", lambda c: ["export", c.keras_file, c.out + "/m", "--format", "tflite2"],
+     "format"),
+    ("export truncated", lambda c: ["export", c.truncated, c.out + "/m"],
+     "not a valid .keras"),
+    ("explain text model", lambda c: ["explain", c.text_keras, c.image, "--out", c.out],
+     "not a valid .keras"),
+    ("finetune missing model", lambda c: ["finetune", c.out + "/x.keras", "--data",
+                                          str(c.folder), "--out", c.out], "x.keras"),
+    ("finetune single class", lambda c: ["finetune", c.keras_file, "--data", str(c.one_class),
+                                         "--out", c.out], "single class"),
+    ("tune single class", lambda c: ["tune", "lenet5", "--data", str(c.one_class),
+                                     "--out", c.out + "/tune"], "single class"),
+    ("tune hyperband max-trials", lambda c: ["tune", "lenet5", "--tuner", "hyperband",
+                                             "--max-trials", "3", "--out", c.out], "max_trials"),
+    ("preview n 0", lambda c: ["preview", "-n", "0", "--out", c.out + "/p.png"], "n"),
+    ("convert missing .pth", lambda c: ["convert", "resnet18", c.out + "/x.pth",
+                                        c.out + "/x.weights.h5"], "x.pth"),
+]
+
+
+@pytest.mark.parametrize("argv, pattern", [row[1:] for row in CLI_CASES],
+                         ids=[row[0] for row in CLI_CASES])
+def test_a_bad_command_line_exits_2_with_one_line(ctx, capsys, argv, pattern):
+    from kcnn.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            code = main(argv(ctx))
+        except SystemExit as e:  # argparse's own usage errors: its usage line, then one line
+            code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("kcnn ") and "Traceback" not in err
+    assert len(err) == 1 or err[0].startswith("usage: "), err  # no other output before it
+    assert re.search(pattern, err[-1]), err
