@@ -32,6 +32,7 @@ def feature_maps(model, images, layers, *, path=None, image_index=0, max_channel
     graph_input = _graph.single_input(model, "feature_maps")
     x = _graph.check_images(images, graph_input, "images")
     checks.positive_int("batch_size", batch_size)
+    checks.positive_int("max_channels", max_channels)
     names = [layers] if isinstance(layers, (str, keras.layers.Layer)) else list(layers or [])
     if not names:
         raise ValueError(f"layers must name at least one layer; received layers={layers!r}.")
@@ -77,4 +78,3 @@ def _check_drawable(names, outputs, fmt, image_index, n, max_channels):
             or not 0 <= image_index < n:
         raise ValueError(f"image_index must be an integer in [0, {n}); received "
                          f"image_index={image_index!r}.")
-    checks.positive_int("max_channels", max_channels)

@@ -35,6 +35,7 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
         class, columns: predicted).
     """
     model = as_model(model)
+    checks.positive_int("batch_size", batch_size)
     if split is None:
         split = "all" if isinstance(data, (tuple, list)) else "test"
     source = data if isinstance(data, Source) else load(data, split=split)

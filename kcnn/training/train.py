@@ -91,6 +91,9 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         epochs = checks.positive_int("epochs", epochs)
     if batch_size is not None:
         batch_size = checks.positive_int("batch_size", batch_size)
+    checks.positive_number("clipnorm", clipnorm, optional=True)
+    checks.positive_int("gradient_accumulation_steps", gradient_accumulation_steps,
+                        optional=True)
     loss_name, loss_options = _named(loss, "loss", losses.NAMES, keras.losses.Loss)
     schedule_name, schedule_options = _named(
         schedule, "schedule", schedules.NAMES + ("constant",),
