@@ -35,10 +35,13 @@ def _multihost(args):
         args.model, args.data, process_id=args.process_id, out_dir=args.out,
         epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         verbose=2 if args.process_id == 0 else 0)
+    import jax
+
     final = {name: float(values[-1]) for name, values in history.history.items()}
     checksum = float(sum(np.abs(np.asarray(w, np.float64)).sum()
                          for w in history.model.get_weights()))
-    print(json.dumps({"process_id": args.process_id, "epochs": len(history.epoch),
+    print(json.dumps({"process_id": args.process_id, "process_count": jax.process_count(),
+                      "devices": len(jax.devices()), "epochs": len(history.epoch),
                       "weights_checksum": checksum, **final}))
     return 0
 

@@ -20,13 +20,14 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"  # before keras is imported
 
 import kcnn  # noqa: E402  (first: it orders the imports of keras and TensorFlow)
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")  # tf.distribute's INFO lines
 SMALL = os.environ.get("KCNN_NOTEBOOK_SMALL") == "1"
 EPOCHS = 1 if SMALL else 5
-print(f"backend: {kcnn.keras.backend.backend()}, {'small' if SMALL else 'full'} run")
+print(f"backend: {keras.backend.backend()}, {'small' if SMALL else 'full'} run")
 
 # Two logical CPUs; this must happen before TensorFlow starts using its devices.
 cpu = tf.config.list_physical_devices("CPU")[0]

@@ -47,6 +47,11 @@ def run(strategy):
                       loss="sparse_categorical_crossentropy")
     model.fit(data, epochs=2, verbose=0, shuffle=False)
     return [np.asarray(w) for w in model.get_weights()]
+assert strategy.num_replicas_in_sync == 2
+per_replica = next(iter(strategy.experimental_distribute_dataset(
+    kcnn.data.train_pipeline(source, kcnn.lenet5().metadata["preprocessing"], batch_size=64,
+                             augment=None, shuffle_buffer=1))))[0]
+assert [int(v.shape[0]) for v in strategy.experimental_local_results(per_replica)] == [32, 32]
 one, two = run(None), run(strategy)
 np.savez({out!r}, diff=max(float(np.abs(a - b).max()) for a, b in zip(one, two)))
 """, backend="tensorflow")

@@ -36,6 +36,11 @@ def test_two_processes_train_one_model(tmp_path):
         results.append(json.loads(out.strip().splitlines()[-1]))
 
     first, second = results
+    # Two processes that never joined would each train alone, on the same data with
+    # the same seed, and agree on everything below: this is what tells them apart.
+    assert first["process_count"] == second["process_count"] == 2
+    assert first["devices"] == second["devices"] >= 2
+    assert {first["process_id"], second["process_id"]} == {0, 1}
     assert first["epochs"] == second["epochs"] == 2
     # One model: the gradients were averaged over both processes.
     assert first["weights_checksum"] == pytest.approx(second["weights_checksum"], rel=1e-6)
