@@ -314,23 +314,36 @@ def test_a_corrupt_file_in_a_training_folder_is_skipped_and_named(ctx):
     assert source.num_examples == 12
 
 
-def test_header_mode_names_a_truncated_png(ctx, tmp_path):
-    folder = tmp_path / "truncated"
+@pytest.fixture(scope="module")
+def cut_files(tmp_path_factory):
+    """A folder with whole images and a PNG and a JPEG cut in half."""
+    folder = tmp_path_factory.mktemp("cut")
+    rng = np.random.default_rng(1)
     for name in ("a", "b"):
-        (folder / name).mkdir(parents=True)
-        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / name / "0.png")
-    whole = (folder / "a" / "0.png").read_bytes()
-    (folder / "a" / "cut.png").write_bytes(whole[:len(whole) // 2])
-    with pytest.warns(UserWarning, match="cut.png"):
-        source = kdata.load(str(folder), verify="header")
-    assert source.num_examples == 2
+        (folder / name).mkdir()
+        for ext in ("png", "jpg"):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), np.uint8)).save(
+                folder / name / f"0.{ext}")
+    for ext in ("png", "jpg"):
+        whole = (folder / "a" / f"0.{ext}").read_bytes()
+        (folder / "a" / f"cut.{ext}").write_bytes(whole[:len(whole) // 2])
+    return folder
 
 
-def test_unchecked_folders_name_a_non_image_file_when_tf_data_skips_it(ctx, capfd):
+def test_header_mode_names_a_png_and_a_jpeg_cut_short(cut_files):
+    with pytest.warns(UserWarning, match=r"(?s)cut\.jpg.*cut\.png"):
+        source = kdata.load(str(cut_files), verify="header")
+    assert source.num_examples == 4
+
+
+def test_unchecked_folders_name_each_bad_file_when_tf_data_skips_it(ctx, cut_files, capfd):
     source = kdata.load(str(ctx.folder), verify=None)
-    labels = [int(label) for _, label in source.dataset]
-    assert len(labels) == 12  # the broken file is dropped, the others all read
+    assert len([int(label) for _, label in source.dataset]) == 12  # only the bad one dropped
     assert "broken.png" in capfd.readouterr().err
+    source = kdata.load(str(cut_files), verify=None)
+    assert len([int(label) for _, label in source.dataset]) == 4
+    err = capfd.readouterr().err
+    assert "cut.png" in err and "cut.jpg" in err
 
 
 def test_a_training_set_smaller_than_a_batch_trains_with_the_batch_that_fits(ctx):

@@ -126,12 +126,13 @@ def load(source, split="train", *, channels=None, validation_split=None, seed=0,
         verify: folders only: "decode" (default) decodes every image once up
             front, on all cores (a few ms per ImageNet-sized JPEG: tens of
             minutes for a million files); "header" only opens each file's
-            header and walks a PNG's or GIF's chunks (fast; a JPEG broken
-            past its header still fails to decode later and is dropped with
-            TensorFlow's logged message); None checks nothing up front. Files
-            found unreadable up front are reported by path in a warning and
-            skipped; later, in tf.data, a file that is not an image at all is
-            skipped with a logged message naming its path.
+            header, walks a PNG's or GIF's chunks and looks for a JPEG's
+            end marker (fast: no pixel is decoded); None checks nothing up
+            front. Files found unreadable up front are reported by path in a
+            warning and skipped; later, in tf.data, a file that is no image or
+            a JPEG or PNG cut short is skipped with a logged message naming its
+            path. Only a file broken in the middle of its pixel data is then
+            dropped with TensorFlow's message alone.
 
     Returns:
         A `Source`; `source.dataset` gives `(uint8 image, int64 label)` pairs.
@@ -421,6 +422,8 @@ def _header_channels(path):
             # Walks the chunks without decoding pixels: a truncated PNG or GIF is
             # caught (and named) here rather than dropped nameless in tf.data.
             image.verify()
+            if image.format == "JPEG" and _jpeg_is_cut_short(path):
+                return None, "a JPEG cut short (no end-of-image marker)"
     except Exception as e:  # noqa: BLE001  PIL's verify raises many types for bad files
         return None, str(e) or type(e).__name__
     return (1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3), None
@@ -431,20 +434,50 @@ _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
 
 
 def _named_if_not_an_image(data, path):
-    """`data`, after an in-graph check that it starts like an image file.
+    """`data`, after an in-graph check that it is a whole image file.
 
     A file that fails to decode inside tf.data is dropped (`ignore_errors`) with
     TensorFlow's message, which has no file name. This assertion fails first for
-    a file that is no image at all, and its message names the path, so the
-    skip that tf.data logs says which file it was. A file of a known format
-    whose content is broken past its header still fails in the decoder; only
-    `verify="decode"` names every such file up front.
+    a file that is no image at all, and for a JPEG or PNG cut short (no
+    end-of-image marker, no IEND chunk), and its message names the path, so the
+    skip that tf.data logs says which file it was. A file broken in the middle
+    still fails in the decoder alone; `verify="decode"` names every bad file.
     """
     known = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(sig)), sig)
                            for sig in _SIGNATURES])
-    check = tf.debugging.Assert(known, ["kcnn: skipping a file that is not an image:", path])
+    whole = tf.logical_and(
+        _has_or_is_not(data, _SIGNATURES[0], b"\xff\xd9"),  # JPEG's end-of-image marker
+        _has_or_is_not(data, _SIGNATURES[1], b"IEND"))  # PNG's closing chunk
+    check = tf.debugging.Assert(
+        tf.logical_and(known, whole),
+        ["kcnn: skipping a file that is not an image, or is cut short:", path])
     with tf.control_dependencies([check]):
         return tf.identity(data)
+
+
+def _has_or_is_not(data, signature, marker):
+    """True unless `data` starts with `signature` and holds no `marker` anywhere."""
+    is_format = tf.equal(tf.strings.substr(data, 0, len(signature)), signature)
+    has_marker = tf.size(tf.strings.split(data, sep=marker)) > 1
+    return tf.logical_or(tf.logical_not(is_format), has_marker)
+
+
+def _jpeg_is_cut_short(path):
+    """True for a JPEG file with no end-of-image marker (FF D9).
+
+    The marker usually ends the file; data appended after it (a motion photo's
+    video) is allowed, so the whole file is searched when the tail lacks it.
+    In entropy-coded data 0xFF is always escaped, so FF D9 occurs only as a
+    marker (or inside an embedded thumbnail: then the cut goes unnoticed here
+    and the decoder reports it later).
+    """
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 4096))
+        if b"\xff\xd9" in f.read():
+            return False
+        f.seek(0)
+        return b"\xff\xd9" not in f.read()
 
 
 def _check_files(paths, verify, root):
