@@ -47,21 +47,6 @@ def positive_number(name, value, *, optional=False):
     return float(value)
 
 
-def fraction(name, value, *, low_inclusive=True, high_inclusive=False, optional=False):
-    """`value` as a float in [0, 1) by default; the ends are chosen by the flags."""
-    if optional and value is None:
-        return None
-    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-          and math.isfinite(value)
-          and (0 <= value if low_inclusive else 0 < value)
-          and (value <= 1 if high_inclusive else value < 1))
-    if not ok:
-        interval = f"{'[' if low_inclusive else '('}0, 1{']' if high_inclusive else ')'}"
-        what = f"a number in {interval}" + (" or None" if optional else "")
-        raise ValueError(f"{name} must be {what}; received {name}={value!r}.")
-    return float(value)
-
-
 def one_of(name, value, allowed):
     """`value`, which must be one of `allowed` (compared with ==, never coerced)."""
     if not any(value == a and type(value) is type(a) for a in allowed):
