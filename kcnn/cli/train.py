@@ -73,5 +73,7 @@ def _train(args):
                          learning_rate=args.lr, out_dir=args.out, overwrite=args.overwrite,
                          strategy=args.strategy, seed=args.seed, verbose=2, **menu(args))
     model = history.model
-    print(f"trained {model.name} for {len(history.epoch)} epochs; files in {args.out}")
+    # A resumed run fits only the epochs left; history.epoch numbers them.
+    epochs = history.epoch[-1] + 1 if history.epoch else 0
+    print(f"trained {model.name} for {epochs} epochs; files in {args.out}")
     return 0

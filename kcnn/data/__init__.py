@@ -12,8 +12,9 @@ Keras backend) and never imports kcnn's models or training code.
 from kcnn.data import augment
 from kcnn.data.augment import Augment
 from kcnn.data.digits import load_digits
-from kcnn.data.pipeline import class_counts, eval_pipeline, mean_std, preview, train_pipeline
+from kcnn.data.pipeline import (EpochOrder, class_counts, eval_pipeline, mean_std, preview,
+                                train_pipeline)
 from kcnn.data.sources import Source, load, load_with_validation
 
-__all__ = ["Augment", "Source", "augment", "class_counts", "eval_pipeline", "load",
+__all__ = ["Augment", "EpochOrder", "Source", "augment", "class_counts", "eval_pipeline", "load",
            "load_with_validation", "load_digits", "mean_std", "preview", "train_pipeline"]

@@ -23,11 +23,15 @@ With `class_weight`, training batches are `(images, labels, sample_weights)`.
 `preview` writes a PNG grid of augmented training images; `class_counts`
 counts a source's labels (for `class_weight="balanced"`).
 
-Repeatability: the training pipeline draws every random number from stateless
-ops keyed by `seed` and a per-example key from `tf.data.Dataset.random(seed,
-rerandomize_each_iteration=True)`, and shuffles with the same seed. Two
-pipelines built with the same seed give identical batches, epoch after epoch;
-each epoch differs from the one before; another seed gives other batches.
+Repeatability: the training pipeline draws every random number (the shuffle
+and each example's augmentation) from stateless ops keyed by `seed`, the pass
+over the data and the example's place in it. Two pipelines built with the same
+seed give identical batches, epoch after epoch; each epoch differs from the one
+before; another seed gives other batches. A pass is keyed by the number of
+iterators made so far, or, with an `EpochOrder` (as `kcnn.train` uses), by the
+epoch number alone: then the order is the same whatever number of iterators
+Keras makes (it makes more under a distribution strategy) and a run resumed at
+epoch k sees epoch k's order.
 """
 
 import math
@@ -44,9 +48,33 @@ from kcnn.data.sources import DEFAULT_SHUFFLE_BUFFER, Source
 
 
 
+class EpochOrder(keras.callbacks.Callback):
+    """The epoch a training pipeline draws its order and augmentation from.
+
+    Pass it to `train_pipeline(..., epoch_order=...)` and to `fit(callbacks=...)`:
+    it holds the number of the epoch about to start (set at each epoch's
+    beginning), and each pass over the pipeline is shuffled and augmented from
+    `(seed, epoch)`, however many iterators the trainer makes:
+
+        order = kcnn.data.pipeline.EpochOrder()
+        train = kcnn.data.train_pipeline(source, record, batch_size=64, epoch_order=order)
+        model.fit(train, epochs=10, callbacks=[order])
+    """
+
+    def __init__(self):
+        super().__init__()
+        # A TensorFlow variable on every backend: the tf.data graph reads it when
+        # each pass begins. Made outside any distribution strategy's scope, it
+        # stays one plain host variable.
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_order")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+
+
 def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0,
                    shuffle_buffer=None, cache=False, drop_remainder=True, one_hot=False,
-                   num_classes=None, channels=None, class_weight=None):
+                   num_classes=None, channels=None, class_weight=None, epoch_order=None):
     """Shuffled, augmented training batches.
 
     Args:
@@ -77,6 +105,11 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             missing classes 1.0, or a sequence): batches then carry per-example
             weights, the weight of the label (for mixed labels, the labels'
             weights mixed in the same proportion), which `fit` applies to the loss.
+        epoch_order: None: each pass over the dataset (each iterator made)
+            is the next epoch; or an `EpochOrder`, also given to `fit` as a
+            callback: each pass is the epoch it holds, so the order and the
+            augmentation depend on (seed, epoch) alone (the same on one device
+            and on several replicas, and again after resuming at that epoch).
 
     Returns:
         A `tf.data.Dataset` of (images, labels) batches, or (images, labels,
@@ -106,6 +139,9 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
     else:
         checks.positive_int("shuffle_buffer", shuffle_buffer)
     _check_cache(cache)
+    if epoch_order is not None and not isinstance(epoch_order, EpochOrder):
+        raise ValueError(f"epoch_order must be None or a kcnn.data.pipeline.EpochOrder; "
+                         f"received epoch_order={epoch_order!r}.")
 
     def prepare(*record_parts):
         image, label = decode(*record_parts)
@@ -142,17 +178,32 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
                 augment.erasing_ratio)
         return example
 
-    shuffle = dict(buffer_size=shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = records
-    if not cache:  # records (paths, encoded bytes) are cheaper to shuffle than images
-        ds = ds.shuffle(**shuffle)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if skip_errors:
-        ds = ds.ignore_errors(log_warning=True)
-    if cache:
-        ds = ds.cache("" if cache is True else str(cache)).shuffle(**shuffle)
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip(ds, keys)
+    def decoded(ds):
+        ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.ignore_errors(log_warning=True) if skip_errors else ds
+
+    if cache:  # decoded once; every pass shuffles the cached images
+        cached = decoded(records).cache("" if cache is True else str(cache))
+
+    def one_pass(pass_key):
+        """One epoch: shuffled and keyed from (seed, pass_key) alone."""
+        shuffle_seed = _derived(tf.constant(seed, tf.int64), pass_key)
+        if cache:
+            ds = _shuffled(cached, shuffle_buffer, shuffle_seed)
+        else:  # records (paths, encoded bytes) are cheaper to shuffle than images
+            ds = decoded(_shuffled(records, shuffle_buffer, shuffle_seed))
+        return ds.enumerate().map(lambda i, example: (example, _derived(pass_key, i)))
+
+    if epoch_order is None:  # a new key for each iterator made, drawn from the seed
+        passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    else:  # the epoch, read when the iterator starts (after on_epoch_begin)
+        passes = tf.data.Dataset.from_tensors(0).map(
+            lambda _: epoch_order.epoch.read_value())
+    ds = passes.flat_map(one_pass)
+    if not skip_errors:  # flat_map hides the length, which Keras reads for its steps
+        known = records.cardinality()
+        if known >= 0:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(known))
     ds = ds.map(random_part, num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(ds, batch_size, drop_remainder, record, num_classes if one_hot else None,
                    augment=augment, seed=seed, weights=weights)
@@ -445,6 +496,26 @@ _SEEDS = 11
 
 def _seeds(seed, key):
     return tf.random.split(tf.stack([tf.constant(seed, tf.int64), key]), _SEEDS)
+
+
+def _shuffled(ds, buffer_size, seed):
+    """`ds` shuffled once with a seed tensor, inside a tf.data function.
+
+    tf.data pairs an op seed with the graph seed and, when the graph seed is 0
+    (`keras.utils.set_random_seed(0)`), compares the pair to (0, 0) in Python,
+    which a seed tensor cannot answer. Fixing this function graph's seed (its
+    own; the global seed is untouched) avoids that, and leaves the order a
+    function of `seed` alone.
+    """
+    tf.random.set_seed(1)
+    return ds.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=False)
+
+
+def _derived(a, b):
+    """A pseudo-random int64 drawn statelessly from the pair (a, b)."""
+    return tf.random.stateless_uniform(
+        [], seed=tf.stack([tf.cast(a, tf.int64), tf.cast(b, tf.int64)]), minval=None,
+        maxval=None, dtype=tf.int64)
 
 
 def _finish(ds, batch_size, drop_remainder, record, num_classes, augment=None, seed=0,

@@ -4,6 +4,12 @@
 torch their scope is silently ignored), so they are refused elsewhere. On JAX,
 `keras.distribution.DataParallel` shards each batch over all devices (and over
 hosts after `keras.distribution.initialize()`).
+
+`tf.distribute.MultiWorkerMirroredStrategy` is refused too: Keras 3's `fit`
+fails under it (keras-team/keras#20585: an eager `strategy.reduce` of a data
+batch in `TensorFlowTrainer._maybe_symbolic_build`, then scalar metrics reduced
+along axis 0). Several machines train with JAX multi-host data parallelism,
+`kcnn.training.multihost` (`kcnn multihost`).
 """
 
 import contextlib
@@ -75,6 +81,14 @@ def resolve(strategy):
             )
         return JaxDataParallel()
     if strategy == "mirrored" or _is_tf_strategy(strategy):
+        if _is_multi_worker(strategy):
+            raise ValueError(
+                f"strategy={type(strategy).__name__} (tf.distribute.MultiWorkerMirroredStrategy)"
+                f" is not supported: Keras 3's fit fails under it (keras-team/keras#20585). "
+                f"To train on several machines use JAX multi-host data parallelism: "
+                f"KERAS_BACKEND=jax with `kcnn multihost` (kcnn.training.multihost), one "
+                f"process per machine; on one machine use strategy='mirrored'."
+            )
         if backend != "tensorflow":
             raise ValueError(
                 f"strategy={strategy!r} is a tf.distribute strategy, which works only on "
@@ -94,3 +108,10 @@ def resolve(strategy):
 
 def _is_tf_strategy(strategy):
     return type(strategy).__module__.startswith("tensorflow") and hasattr(strategy, "scope")
+
+
+def _is_multi_worker(strategy):
+    """A MultiWorkerMirroredStrategy (CollectiveAllReduceStrategy), the
+    experimental one included, told by class name (no TensorFlow import)."""
+    return any(cls.__name__ in ("MultiWorkerMirroredStrategy", "CollectiveAllReduceStrategy")
+               for cls in type(strategy).__mro__)

@@ -3,13 +3,17 @@
 Both read `model.metadata` (preprocessing, class names, channels), so raw uint8
 images, image files and data sources get exactly the training-time treatment
 (centre crop instead of random crop) and results come back as class names.
+
+The model runs compiled: Keras's predict function (`jax.jit` on JAX, a
+`tf.function` on TensorFlow, `torch.no_grad` on torch, where Keras compiles only
+with `jit_compile=True`), one call per batch, not an eager call of the model.
+`benchmarks/eval_speed.py` measures the difference.
 """
 
 import os
 import re
 import warnings
 
-import keras
 import numpy as np
 
 from kcnn import checks
@@ -36,6 +40,8 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
     """
     model = as_model(model)
     checks.positive_int("batch_size", batch_size)
+    if not isinstance(ten_crop, bool):
+        raise ValueError(f"ten_crop must be True or False; received ten_crop={ten_crop!r}.")
     if split is None:
         split = "all" if isinstance(data, (tuple, list)) else "test"
     source = data if isinstance(data, Source) else load(data, split=split)
@@ -83,6 +89,9 @@ def predict(model, images, *, top_k=5, batch_size=32):
     checks.positive_int("batch_size", batch_size)
     if isinstance(images, (str, os.PathLike)):
         images = [images]
+    if not isinstance(images, (np.ndarray, list, tuple)) or len(images) == 0:
+        raise ValueError(f"images must be a path, a non-empty list of paths or a uint8 "
+                         f"array; received images={images!r}.")
     if isinstance(images, np.ndarray):
         array = images[None] if images.ndim == 3 else images
         if array.ndim != 4 or array.dtype != np.uint8:
@@ -90,11 +99,13 @@ def predict(model, images, *, top_k=5, batch_size=32):
                              f"(H, W, C); received dtype {array.dtype}, shape {array.shape}.")
         ds = tf.data.Dataset.from_tensor_slices((array, np.zeros(len(array), np.int64)))
     else:
+        if not all(isinstance(p, (str, os.PathLike)) for p in images):
+            raise ValueError(f"images must be paths or one uint8 array; received a list "
+                             f"holding {sorted({type(p).__name__ for p in images})}.")
         paths = [os.fspath(p) for p in images]
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise MissingFileError(f"images: no such file(s): {', '.join(missing)}.")
-        _check_images_decode(paths)
 
         def decode(path):
             image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
@@ -103,15 +114,23 @@ def predict(model, images, *, top_k=5, batch_size=32):
         ds = tf.data.Dataset.from_tensor_slices(paths).map(decode)
     batches = eval_pipeline(ds, _preprocessing(model), batch_size=batch_size,
                             channels=model.metadata.get("channels"))
-    probs, _ = _predict_batches(model, batches, ten_crop=False)
+    try:
+        probs, _ = _predict_batches(model, batches, ten_crop=False)
+    except tf.errors.OpError:
+        if isinstance(images, np.ndarray):
+            raise
+        _check_images_decode(paths)  # names every file that does not decode
+        raise
     names = _class_names(model)
     k = min(top_k, probs.shape[1])
     return [[(names[i], float(p[i])) for i in np.argsort(-p)[:k]] for p in probs]
 
 
 def _check_images_decode(paths):
-    """Decode each file once, eagerly, so a bad one is named (in the tf.data
-    pipeline it would fail with TensorFlow's message and no file name)."""
+    """Raise a ValueError naming each file that does not decode, if any.
+
+    Run only after the pipeline failed (files are decoded once, in tf.data,
+    which fails with TensorFlow's message and no file name)."""
     import tensorflow as tf
 
     bad = []
@@ -149,22 +168,31 @@ def _predict_batches(model, dataset, ten_crop):
 
 
 def _predict_all(model, dataset, ten_crop):
-    probs, labels = [], []
-    softmax = not ends_in_softmax(model)
-    for images, y in dataset:
-        x = images.numpy()
-        if ten_crop:
-            b = x.shape[0]
-            out = np.asarray(keras.ops.convert_to_numpy(
-                model(x.reshape((b * 10,) + x.shape[2:]), training=False)))
-            out = _to_probs(out, softmax).reshape(b, 10, -1).mean(axis=1)
-        else:
-            out = _to_probs(np.asarray(keras.ops.convert_to_numpy(
-                model(x, training=False))), softmax)
-        probs.append(out.astype(np.float64))
-        y = y.numpy()
-        labels.append(y.argmax(axis=-1) if y.ndim == 2 else y)
-    return np.concatenate(probs), np.concatenate(labels).astype(np.int64)
+    """Probabilities (float64) and labels of every batch, in the dataset's order."""
+    labels = []
+
+    def images():
+        for x, y in dataset.as_numpy_iterator():
+            labels.append(y.argmax(axis=-1) if y.ndim == 2 else y)
+            # Ten crops of b images predict as b * 10 images.
+            yield x.reshape((-1,) + x.shape[2:]) if ten_crop else x
+
+    out = np.concatenate(list(_outputs(model, images())))
+    probs = _to_probs(out, not ends_in_softmax(model))
+    if ten_crop:
+        probs = probs.reshape(-1, 10, probs.shape[-1]).mean(axis=1)
+    return probs.astype(np.float64), np.concatenate(labels).astype(np.int64)
+
+
+def _outputs(model, batches):
+    """The model's outputs for each batch, from Keras's compiled predict function."""
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow's trainer only
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        # predict_on_batch would give each replica the whole batch; predict splits it.
+        yield model.predict(((x,) for x in batches), verbose=0)
+        return
+    for x in batches:
+        yield model.predict_on_batch(x)
 
 
 def _to_probs(out, softmax):

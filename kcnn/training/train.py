@@ -6,6 +6,7 @@ pipelines made from that preprocessing, the recipe compiled, and `fit` run
 with Keras's own callbacks. Files go to `out_dir` only when one is given.
 """
 
+import csv
 import json
 import os
 
@@ -15,7 +16,7 @@ import numpy as np
 from kcnn import _keras_internal, checks, losses, registry, schedules
 from kcnn.data import eval_pipeline, load_with_validation, mean_std, train_pipeline
 from kcnn.data import augment as augment_ops
-from kcnn.data.pipeline import class_counts
+from kcnn.data.pipeline import EpochOrder, class_counts
 from kcnn.loading import is_keras_path, load_model
 from kcnn.models._common import ends_in_softmax
 from kcnn.training import distribute
@@ -80,7 +81,9 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
             ("keras", "torchvision", AlexNet's "paper"); None: the builder's
             default.
         callbacks: more Keras callbacks.
-        seed: seeds weights, shuffling and augmentation.
+        seed: seeds weights, shuffling and augmentation; each epoch's order
+            and augmentation are drawn from (seed, epoch), whatever the
+            strategy, and a resumed run sees the order it would have seen.
 
     Returns:
         The `History`; `history.model` is the trained model, whose metadata
@@ -113,12 +116,16 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     if mixed_precision and not isinstance(model, str):
         raise ValueError("mixed_precision needs the model by name (e.g. 'alexnet') so that "
                          "it is built under the policy; received a built model.")
+    placement = distribute.resolve(strategy)
     finished = _prepare_out_dir(out_dir, overwrite)
     keras.utils.set_random_seed(seed)
 
     train_source, val_source = load_with_validation(
         data, validation_data=validation_data, validation_split=validation_split, seed=seed)
-    placement = distribute.resolve(strategy)
+    # Each epoch's order and augmentation come from (seed, epoch): the same on
+    # one device and on several replicas, and after a resume (made outside the
+    # strategy's scope: a plain host variable, not a mirrored one).
+    epoch_order = EpochOrder()
     previous_policy = keras.config.dtype_policy()
     if mixed_precision:
         keras.config.set_dtype_policy(mixed_precision)
@@ -154,7 +161,7 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         train_ds = train_pipeline(
             train_source, preprocessing, batch_size=batch_size, seed=seed,
             augment=augmentation, one_hot=one_hot, num_classes=_num_classes(model),
-            channels=channels, cache=cache, class_weight=weights)
+            channels=channels, cache=cache, class_weight=weights, epoch_order=epoch_order)
         val_ds = None if val_source is None else eval_pipeline(
             val_source, preprocessing, one_hot=one_hot, num_classes=_num_classes(model),
             channels=channels, cache=cache,
@@ -172,7 +179,8 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
             metrics=_metrics(one_hot, _num_classes(model)))
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-        callbacks=rate_callbacks + _callbacks(recipe, monitor, out_dir) + list(callbacks))
+        callbacks=[epoch_order] + rate_callbacks + _callbacks(recipe, monitor, out_dir)
+        + list(callbacks))
     if history.epoch and not history.history.get("loss"):  # unknown size, less than a batch
         raise ValueError(
             f"data gave no batch of batch_size={batch_size} (batches drop their "
@@ -322,14 +330,15 @@ def _callbacks(recipe, monitor, out_dir):
 
 def _finish_run(model, history, out_dir, finished, val_ds, steps_per_epoch):
     model.save(os.path.join(out_dir, "model.keras"))
-    summary = {"epochs": len(history.epoch),
-               "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+    whole = _whole_run(history, os.path.join(out_dir, "log.csv"))
+    summary = {"epochs": len(whole.get("loss", history.epoch)),
+               "history": {k: [float(v) for v in vs] for k, vs in whole.items()}}
     with open(os.path.join(out_dir, "history.json"), "w") as f:
         json.dump(summary, f, indent=1)
     try:
         from kcnn.training import plots
 
-        plots.training_curves(history.history, os.path.join(out_dir, "curves.png"))
+        plots.training_curves(whole, os.path.join(out_dir, "curves.png"))
         if val_ds is not None:
             from kcnn.training.evaluate import confusion
 
@@ -337,12 +346,31 @@ def _finish_run(model, history, out_dir, finished, val_ds, steps_per_epoch):
             plots.confusion_matrix(matrix, model.metadata["class_names"],
                                    os.path.join(out_dir, "confusion.png"))
         plots.first_layer_filters(model, os.path.join(out_dir, "filters.png"))
-        steps, rates = _rates(model.optimizer, history.history, steps_per_epoch)
+        steps, rates = _rates(model.optimizer, whole, steps_per_epoch)
         plots.learning_rate(steps, rates, os.path.join(out_dir, "learning_rate.png"),
                             steps_per_epoch=steps_per_epoch)
     finally:
         with open(finished, "w") as f:
             json.dump({"epochs": summary["epochs"]}, f)
+
+
+def _whole_run(history, log):
+    """The per-epoch history of the whole run in `out_dir`.
+
+    A run resumed after an interruption fits only the epochs left, so its
+    `history` starts at the epoch it resumed at; the epochs before come from
+    the CSV log, from its last epoch 0 (earlier rows belong to a run that
+    `overwrite=True` replaced).
+    """
+    start = history.epoch[0] if history.epoch else 0
+    if start == 0 or not os.path.exists(log):
+        return history.history
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    first = max((i for i, row in enumerate(rows) if row.get("epoch") == "0"), default=0)
+    before = [row for row in rows[first:] if int(row["epoch"]) < start]
+    return {k: [float(row.get(k) or "nan") for row in before] + list(vs)
+            for k, vs in history.history.items()}
 
 
 def _rates(optimizer, history, steps_per_epoch, points=500):

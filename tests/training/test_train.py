@@ -147,3 +147,50 @@ def test_a_folder_with_its_own_val_split_validates_on_it(tmp_path):
     assert history.model.metadata["class_names"] == ["cats", "dogs", "fish"]
     with pytest.raises(ValueError, match="has a validation split of its own"):
         kcnn.data.load(str(tmp_path), validation_split=0.2)
+
+
+def test_evaluate_and_predict_run_compiled_and_give_the_eager_model_s_numbers():
+    (x, y), _ = load_digits()
+    x, y = x[:20], y[:20]  # batches of 8: a partial last batch of 4
+    model = kcnn.lenet5()
+    batches = kcnn.data.eval_pipeline(kcnn.data.load((x, y)), model.metadata["preprocessing"],
+                                      batch_size=8)
+    eager = np.concatenate([keras.ops.convert_to_numpy(model(images.numpy(), training=False))
+                            for images, _ in batches]).astype(np.float64)
+    assert model.predict_function is None
+    ranked = kcnn.predict(model, x, top_k=10, batch_size=8)
+    assert model.predict_function is not None  # Keras's compiled predict function ran
+    got = np.array([[dict(row)[str(c)] for c in range(10)] for row in ranked])
+    np.testing.assert_allclose(got, eager, atol=1e-5)
+    result = kcnn.evaluate(model, (x, y), batch_size=8)
+    loss = -np.mean(np.log(eager[np.arange(len(y)), y] + 1e-12))
+    assert result["loss"] == pytest.approx(loss, abs=1e-5)
+    assert result["top1"] == np.mean(eager.argmax(axis=1) == y)
+    assert result["confusion_matrix"].sum() == 20
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="tf.data alone: the same on every backend, "
+                    "run once on the fastest")
+def test_each_epoch_s_order_depends_on_the_epoch_not_on_the_iterators_made():
+    from kcnn.data.pipeline import EpochOrder
+
+    (x, y), _ = load_digits()
+    source = kcnn.data.load((x[:64], y[:64]))
+    record = kcnn.lenet5().metadata["preprocessing"]
+
+    def epochs(order, numbers):
+        ds = kcnn.data.train_pipeline(source, record, batch_size=16, epoch_order=order,
+                                      augment=kcnn.data.Augment(crop=False, shift=2))
+        seen = []
+        for epoch in numbers:
+            next(iter(ds))  # an extra iterator, as Keras makes under a strategy
+            order.on_epoch_begin(epoch)
+            seen.append([(a.numpy(), b.numpy()) for a, b in ds])
+        return seen
+
+    straight = epochs(EpochOrder(), [0, 1, 2])
+    resumed = epochs(EpochOrder(), [2])  # a run resumed at epoch 2
+    for (xa, ya), (xb, yb) in zip(straight[2], resumed[0], strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)  # the same augmentation too
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(straight[0], straight[1]))
