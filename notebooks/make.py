@@ -7,8 +7,9 @@
 Each notebook's source is a module `notebooks/src/NN_name.py`: cells separated
 by lines `# %%` (code) or `# %% [markdown]` (markdown, each line starting with
 `# `). The full run executes in the notebook's directory with the backend in
-KERAS_BACKEND and writes `notebooks/NN_name.ipynb` with its outputs;
-`--check` executes a copy and writes nothing (the test does that, with
+KERAS_BACKEND (TensorFlow when unset: the committed notebooks are TensorFlow
+runs) and writes `notebooks/NN_name.ipynb` with its outputs; `--check` executes
+a copy and writes nothing (the test does that on each backend, with
 `KCNN_NOTEBOOK_SMALL=1` for a small-data version of each lesson).
 """
 
@@ -94,6 +95,7 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true",
                         help="execute without writing the .ipynb files")
     args = parser.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # read by each notebook's kernel
     for name in sources(args.notebooks):
         start = time.perf_counter()
         notebook = execute(build(name))

@@ -8,7 +8,8 @@
 # ready jobs under `tuning/` are one command each (`python tuning/lenet5-digits.py`);
 # this notebook runs the same search from Python and looks at the trials.
 #
-# Runs on any Keras backend; `KCNN_NOTEBOOK_SMALL=1` runs 2 short trials instead of 10.
+# Runs on any Keras backend; `KCNN_NOTEBOOK_SMALL=1` runs 2 one-epoch trials on a few
+# images instead of 10 (a quick check that the code runs, not a lesson).
 
 # %%
 import os
@@ -22,6 +23,11 @@ import numpy as np
 SMALL = os.environ.get("KCNN_NOTEBOOK_SMALL") == "1"
 plt.rcParams["figure.dpi"] = 72
 print(f"backend: {keras.backend.backend()}, {'small' if SMALL else 'full'} run")
+
+DATA = TEST = "digits"  # the digits' training and test splits, by name
+if SMALL:
+    (x_train, y_train), (x_test, y_test) = kcnn.data.load_digits()
+    DATA, TEST = (x_train[:256], y_train[:256]), (x_test[:64], y_test[:64])
 
 # %% [markdown]
 # ## The search space
@@ -45,7 +51,7 @@ for hp in kcnn.tuning.search_space().space:
 
 # %%
 directory = os.path.join(tempfile.mkdtemp(prefix="kcnn-tune-"), "lenet5-digits")
-result = kcnn.tune("lenet5", "digits", directory=directory, tuner="random",
+result = kcnn.tune("lenet5", DATA, directory=directory, tuner="random",
                    max_trials=2 if SMALL else 10, epochs=1 if SMALL else 4, verbose=0)
 print("best:", {k: round(v, 5) if isinstance(v, float) else v
                 for k, v in result.best_hyperparameters.items()},
@@ -96,7 +102,7 @@ Image(filename=os.path.join(directory, "tuning.png"))
 
 # %%
 best = keras.saving.load_model(result.model_path)
-evaluation = kcnn.evaluate(best, "digits")
+evaluation = kcnn.evaluate(best, TEST)
 print(f"test top-1 of the retrained best model: {evaluation['top1']:.3f}")
 
 # %% [markdown]
@@ -109,7 +115,7 @@ print(f"test top-1 of the retrained best model: {evaluation['top1']:.3f}")
 # `KERASTUNER_ORACLE_PORT` set (see `tuning/README.md`).
 
 # %%
-again = kcnn.tune("lenet5", "digits", directory=directory, tuner="random",
+again = kcnn.tune("lenet5", DATA, directory=directory, tuner="random",
                   max_trials=(2 if SMALL else 10) + 1, epochs=1 if SMALL else 4,
                   retrain=False, verbose=0)
 print(f"trials run by this call: {again.trials_run}; trials in the table: {len(again.trials)}")
