@@ -2,7 +2,19 @@
 
 A torchvision model with seeded random weights and non-trivial batch-norm
 statistics is saved as a `.pth` state dict, loaded into the kcnn builder with
-`weights=path`, and both run the same batch in inference mode.
+`weights=path`, and both run the same batch in inference mode: every one of the
+28 builders torchvision has ImageNet weights for, at 64x64 with the release
+head (1000 classes), in both data formats, on every backend.
+
+What keeps that cheap: one torchvision model per builder, shared by both data
+formats (a module-scoped fixture); and Keras models built inside
+`kcnn.inspect.without_weights()`, where the builder's `set_weights` puts the
+loaded tensors into the stateless scope that the forward pass then reads, so no
+variable is allocated or randomly initialised first. A fresh initialisation is
+what dominates on JAX (an initializer compiled per weight shape: 15-80 s for
+VGG-19 or EfficientNet-B7 on a 2-core machine), and it would be overwritten
+anyway. `test_feature_maps_without_top` allocates its models as a user's are,
+so that the tensors reaching real variables is checked too.
 """
 
 import os
@@ -13,33 +25,20 @@ import numpy as np
 import pytest
 
 import kcnn
+from kcnn.inspect import without_weights
+from kcnn.weights import catalog
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-# (kcnn builder, torchvision kwargs, input height and width); one model per
-# family on every backend, the rest on TensorFlow (marked large).
-CASES = [
-    ("alexnet", {}, (64, 64)),
-    ("vgg11_bn", {}, (32, 32)),
-    ("resnet18", {}, (64, 64)),
-    ("googlenet", {"aux_logits": False, "init_weights": True}, (64, 64)),
-    ("densenet121", {}, (64, 64)),
-    ("mobilenet_v2", {}, (64, 64)),
-    ("efficientnet_b0", {}, (64, 64)),
-]
-LARGE_CASES = [
-    ("vgg11", {}, (32, 32)), ("vgg13", {}, (32, 32)), ("vgg16", {}, (32, 32)),
-    ("vgg19", {}, (32, 32)), ("vgg13_bn", {}, (32, 32)), ("vgg16_bn", {}, (32, 32)),
-    ("vgg19_bn", {}, (32, 32)),
-    ("resnet34", {}, (64, 64)), ("resnet50", {}, (64, 64)),
-    ("resnet101", {}, (64, 64)), ("resnet152", {}, (64, 64)),
-    ("densenet169", {}, (64, 64)), ("densenet201", {}, (64, 64)),
-    ("efficientnet_b1", {}, (64, 64)), ("efficientnet_b2", {}, (64, 64)),
-    ("efficientnet_b3", {}, (64, 64)), ("efficientnet_b4", {}, (64, 64)),
-    ("efficientnet_b5", {}, (64, 64)), ("efficientnet_b6", {}, (64, 64)),
-    ("efficientnet_b7", {}, (64, 64)),
-]
+BUILDERS = sorted({row["model_name"] for row in catalog.ROWS})
+# torchvision builds GoogLeNet's auxiliary heads, and leaves its own init out
+# (with a warning), unless told otherwise.
+TORCHVISION_ARGUMENTS = {"googlenet": {"aux_logits": False, "init_weights": True}}
+# The smallest input that still leaves the last feature map 2x2 for every
+# family (AlexNet's 1x1): the pooling heads average or spread several values.
+SIZE = (64, 64)
+X = np.random.default_rng(0).normal(size=(2, 3, *SIZE)).astype("float32")
 
 
 def torchvision_model(name, **kwargs):
@@ -64,54 +63,88 @@ def torch_logits(model, x_nchw):
     return out.numpy()
 
 
+def save(model, directory, name):
+    path = os.fspath(directory / f"{name}.pth")
+    torch.save(model.state_dict(), path)
+    return path
+
+
 def to_keras_layout(x_nchw):
     if keras.config.image_data_format() == "channels_last":
         return x_nchw.transpose(0, 2, 3, 1)
     return x_nchw
 
 
-def assert_same_logits(kcnn_model, expected, x_nchw):
-    got = keras.ops.convert_to_numpy(kcnn_model(to_keras_layout(x_nchw), training=False))
+def input_shape(size):
+    if keras.config.image_data_format() == "channels_last":
+        return (*size, 3)
+    return (3, *size)
+
+
+def forward(model, x):
+    # On JAX, `predict_on_batch` compiles the model as one program; an eager
+    # call compiles every operation separately, several times slower for the
+    # deep ones (DenseNet-161: 25 s against 80 s).
+    if keras.backend.backend() == "jax":
+        return model.predict_on_batch(x)
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def kcnn_logits(name, path, x_nchw, **kwargs):
+    """The kcnn builder's logits for `x_nchw` with the weights of the `.pth` at `path`.
+
+    Built and run in `without_weights()`: the variables never hold values, the
+    loaded tensors live in the scope.
+    """
+    with without_weights():
+        model = kcnn.create_model(name, weights=path, input_shape=input_shape(x_nchw.shape[2:]),
+                                  classifier_activation=None, **kwargs)
+        logits = forward(model, to_keras_layout(x_nchw))
+    assert all(v._value is None for v in model.weights)  # nothing was allocated
+    return logits
+
+
+def assert_same_logits(got, expected):
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale)
 
 
 def check_parity(tmp_path, name, tv_kwargs, size, **kcnn_kwargs):
     reference = torchvision_model(name, **tv_kwargs)
-    path = os.fspath(tmp_path / f"{name}.pth")
-    torch.save(reference.state_dict(), path)
+    path = save(reference, tmp_path, name)
     x = np.random.default_rng(0).normal(size=(2, 3, *size)).astype("float32")
-    channels = (3,)
-    shape = (*size, 3) if keras.config.image_data_format() == "channels_last" else channels + size
-    model = kcnn.create_model(name, weights=path, input_shape=shape,
-                              classifier_activation=None, **kcnn_kwargs)
-    assert_same_logits(model, torch_logits(reference, x), x)
+    assert_same_logits(kcnn_logits(name, path, x, **kcnn_kwargs), torch_logits(reference, x))
 
 
-@pytest.mark.parametrize("name, tv_kwargs, size", CASES, ids=[c[0] for c in CASES])
-def test_logits_equal_torchvision(tmp_path, name, tv_kwargs, size):
-    check_parity(tmp_path, name, tv_kwargs, size)
+@pytest.fixture(scope="module", params=BUILDERS)
+def reference(request, tmp_path_factory):
+    """(builder, .pth path, torchvision's logits on X), shared by both data formats."""
+    name = request.param
+    model = torchvision_model(name, **TORCHVISION_ARGUMENTS.get(name, {}))
+    path = save(model, tmp_path_factory.mktemp(name), name)
+    logits = torch_logits(model, X)
+    del model
+    yield name, path, logits
+    os.remove(path)  # up to 0.5 GB (VGG)
 
 
-@pytest.mark.large
-@pytest.mark.parametrize("name, tv_kwargs, size", LARGE_CASES, ids=[c[0] for c in LARGE_CASES])
-def test_logits_equal_torchvision_large(tmp_path, name, tv_kwargs, size):
-    check_parity(tmp_path, name, tv_kwargs, size)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_logits_equal_torchvision(reference, data_format):
+    name, path, expected = reference
+    keras.config.set_image_data_format(data_format)
+    assert_same_logits(kcnn_logits(name, path, X), expected)
 
 
 def test_second_input_size_uses_adaptive_pooling(tmp_path):
     check_parity(tmp_path, "alexnet", {}, (97, 113))
 
 
-def test_googlenet_transform_input(tmp_path):
+def test_googlenet_transform_input_at_a_second_input_size(tmp_path):
+    """The input transform of the Caffe-era weights, and odd sizes through
+    GoogLeNet's ceil-mode pooling to its global pooling head."""
     check_parity(tmp_path, "googlenet",
                  {"aux_logits": False, "init_weights": True, "transform_input": True},
-                 (64, 64), transform_input=True)
-
-
-@pytest.mark.parametrize("name", ["alexnet", "resnet18"])
-def test_channels_first(tmp_path, channels_first, name):
-    check_parity(tmp_path, name, {}, (64, 64))
+                 (97, 113), transform_input=True)
 
 
 @pytest.mark.parametrize("name, features", [
@@ -120,19 +153,21 @@ def test_channels_first(tmp_path, channels_first, name):
 ])
 def test_feature_maps_without_top(tmp_path, name, features):
     reference = torchvision_model(name)
-    path = os.fspath(tmp_path / f"{name}.pth")
-    torch.save(reference.state_dict(), path)
-    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")
+    path = save(reference, tmp_path, name)
     with torch.no_grad():
-        expected = features(reference, torch.from_numpy(x)).numpy()
+        expected = features(reference, torch.from_numpy(X)).numpy()
+    # Allocated, as a user's model is: the tensors reach real variables.
     model = kcnn.create_model(name, include_top=False, weights=path,
-                              input_shape=(64, 64, 3))
-    got = keras.ops.convert_to_numpy(model(to_keras_layout(x), training=False))
+                              input_shape=input_shape(SIZE))
+    got = forward(model, to_keras_layout(X))
     np.testing.assert_allclose(got, to_keras_layout(expected), rtol=0,
                                atol=1e-4 * np.abs(expected).max())
 
 
-@pytest.mark.large
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="backend-independent: the key names of a file are mapped in "
+                           "Python, and the logits of both models on every backend are "
+                           "test_logits_equal_torchvision's; runs once, on torch")
 def test_torchvision_release_files_load(tmp_path):
     """torchvision's own files: DenseNet's old key names, GoogLeNet's aux heads."""
     reference = torchvision_model("densenet121")
@@ -141,18 +176,11 @@ def test_torchvision_release_files_load(tmp_path):
     assert any(".norm.1." in k for k in old_names)
     path = os.fspath(tmp_path / "densenet121.pth")
     torch.save(old_names, path)
-    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype("float32")
-    model = kcnn.densenet121(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
-    assert_same_logits(model, torch_logits(reference, x), x)
+    assert_same_logits(kcnn_logits("densenet121", path, X),
+                       torch_logits(reference, X))
 
     with_aux = torchvision_model("googlenet", aux_logits=True, init_weights=True)
-    path = os.fspath(tmp_path / "googlenet.pth")
-    torch.save(with_aux.state_dict(), path)
+    path = save(with_aux, tmp_path, "googlenet")
     assert any(k.startswith("aux1.") for k in with_aux.state_dict())
-    model = kcnn.googlenet(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
-    assert_same_logits(model, torch_logits(with_aux, x), x)
-
-
-@pytest.mark.large
-def test_second_input_size_for_a_global_pooling_head(tmp_path):
-    check_parity(tmp_path, "googlenet", {"aux_logits": False, "init_weights": True}, (97, 113))
+    assert_same_logits(kcnn_logits("googlenet", path, X),
+                       torch_logits(with_aux, X))
