@@ -36,10 +36,6 @@ def pytest_configure(config):
         "markers",
         "tf_only: process-heavy orchestration, run on the TensorFlow backend only",
     )
-    config.addinivalue_line(
-        "markers",
-        "large: a big model whose size alone is checked, on the TensorFlow backend only",
-    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -47,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="TensorFlow backend only (keeps CI in budget)")
     for item in items:
-        if "tf_only" in item.keywords or "large" in item.keywords:
+        if "tf_only" in item.keywords:
             item.add_marker(skip)
 
 

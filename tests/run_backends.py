@@ -1,9 +1,13 @@
 """Run the test suite once per Keras backend, each in a fresh process.
 
-    python tests/run_backends.py [--backends tensorflow jax torch] [-- pytest args]
+    python tests/run_backends.py [--backends tensorflow jax torch] [--workers N] [-- pytest args]
 
 The backend is fixed when keras is imported, so each backend needs its own
-process. Prints each backend's duration and exits non-zero if any failed.
+process. Each backend's run is split over `--workers` pytest-xdist processes
+(default: 2, or 1 on a one-core machine), a whole test file to a worker
+(`--dist loadfile`), so that a module's shared models are built once. Prints
+each backend's duration and its ten slowest tests, and exits non-zero if any
+failed.
 """
 
 import argparse
@@ -24,14 +28,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS),
                         choices=BACKENDS, help="backends to run (default: all three)")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="pytest-xdist workers per backend (1: no xdist; default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be a positive integer, got {args.workers}")
+    parallel = ["-n", str(args.workers), "--dist", "loadfile"] if args.workers > 1 else []
 
     results = {}
     for backend in args.backends:
         print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
         start = time.monotonic()
         code = subprocess.call(
-            [sys.executable, "-m", "pytest", "tests", *extra],
+            [sys.executable, "-m", "pytest", "tests", *parallel, *extra],
             env={**os.environ, "KERAS_BACKEND": backend},
         )
         results[backend] = (code, time.monotonic() - start)
