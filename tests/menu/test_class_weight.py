@@ -63,13 +63,12 @@ def test_train_refuses_an_unknown_class_weight():
         kcnn.train("lenet5", "digits", class_weight="inverse")
 
 
-def macro_recall(model, data):
-    per_class = kcnn.evaluate(model, data)["per_class"]
-    return np.mean([row["recall"] for row in per_class.values()])
+def recall_per_class(model, data):
+    per_class = kcnn.evaluate(model, data)["per_class"]  # in class order
+    return np.array([row["recall"] for row in per_class.values()])
 
 
-@pytest.mark.tf_only
-def test_balanced_weights_raise_macro_recall_on_imbalanced_digits():
+def test_balanced_weights_raise_the_recall_of_rare_classes():
     (x, y), test = load_digits()
     keep = np.ones(len(y), bool)
     for c in range(7):  # classes 0-6 cut to a tenth of their examples
@@ -80,7 +79,11 @@ def test_balanced_weights_raise_macro_recall_on_imbalanced_digits():
 
     recall = {}
     for weights in (None, "balanced"):
-        history = kcnn.train("lenet5", data, epochs=5, class_weight=weights,
+        # Two epochs (16 batches of 32 each): the unweighted model still favours
+        # the common classes, by 0.15-0.3 of the rare classes' recall on every
+        # backend (seed 0).
+        history = kcnn.train("lenet5", data, epochs=2, class_weight=weights,
                              validation_split=0.0, seed=0, verbose=0)
-        recall[weights] = macro_recall(history.model, test)
-    assert recall["balanced"] >= recall[None] + 0.02, recall
+        recall[weights] = recall_per_class(history.model, test)
+    assert recall["balanced"][:7].mean() >= recall[None][:7].mean() + 0.1, recall
+    assert recall["balanced"].mean() > recall[None].mean(), recall

@@ -172,7 +172,6 @@ def test_train_takes_the_whole_menu_and_plots_the_rate(tmp_path):
         assert image.format == "PNG" and image.size == (700, 350)
 
 
-@pytest.mark.tf_only
 def test_train_divides_the_rate_on_a_plateau_of_the_training_loss():
     (x, y), _ = load_digits()
     # an improvement must beat the best loss by 100: none does, so every epoch
