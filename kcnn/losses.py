@@ -60,6 +60,11 @@ def create(name="crossentropy", *, one_hot=None, from_logits=False, label_smooth
         if (isinstance(gamma, bool) or not isinstance(gamma, (int, float))
                 or not math.isfinite(gamma) or gamma < 0):
             raise ValueError(f"gamma must be a number >= 0; received gamma={gamma!r}.")
+        weights = alpha if isinstance(alpha, (list, tuple)) else [alpha]
+        if not weights or any(isinstance(a, bool) or not isinstance(a, (int, float))
+                              or not math.isfinite(a) or a < 0 for a in weights):
+            raise ValueError(f"alpha must be a number >= 0 or a list of them, one per "
+                             f"class; received alpha={alpha!r}.")
         return keras.losses.CategoricalFocalCrossentropy(
             alpha=alpha, gamma=float(gamma), from_logits=from_logits,
             label_smoothing=label_smoothing)

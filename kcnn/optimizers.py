@@ -35,6 +35,14 @@ class SGD(keras.optimizers.SGD):
                 f"received weight_decay={kwargs['weight_decay']!r} (Keras's "
                 "decoupled decay). Use keras.optimizers.SGD for that."
             )
+        if isinstance(learning_rate, (int, float)) and not (
+                not isinstance(learning_rate, bool) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number or a schedule; "
+                             f"received learning_rate={learning_rate!r}.")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
+                or not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be a number in [0, 1); received "
+                             f"momentum={momentum!r}.")
         if l2 < 0:
             raise ValueError(f"l2 must be >= 0; received l2={l2!r}.")
         super().__init__(learning_rate=learning_rate, momentum=momentum,

@@ -23,6 +23,9 @@ def register(builder):
 
 def list_models(pattern="*"):
     """Sorted names of the registered builders matching a shell-style `pattern`."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a shell-style string such as 'resnet*'; "
+                         f"received pattern={pattern!r}.")
     return sorted(n for n in _BUILDERS if fnmatch.fnmatchcase(n, pattern))
 
 

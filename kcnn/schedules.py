@@ -382,6 +382,9 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 def rates(schedule, steps):
     """The rates a schedule gives at each of `steps` (a numpy vector), float64."""
     steps = np.asarray(steps)
+    if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
+        raise ValueError(f"steps must be a sequence of integer step numbers (e.g. "
+                         f"range(100)); received steps={steps!r}.")
     fn = schedule
     if keras.backend.backend() == "jax":  # eager JAX runs each op of each call apart
         import jax

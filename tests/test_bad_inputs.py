@@ -20,7 +20,10 @@ import pytest
 from PIL import Image
 
 from kcnn import data as kdata
-from kcnn import losses, schedules, transfer
+from kcnn import demo
+from kcnn import layers as klayers
+from kcnn import losses, optimizers, schedules, transfer
+from kcnn import weights as kweights
 
 
 class Ctx:
@@ -287,11 +290,338 @@ CASES = [
      "not a valid .keras"),
     ("fine_tune text as .keras", lambda c: transfer.fine_tune(c.text_keras, str(c.folder)),
      ValueError, "not a valid .keras"),
+    # ---- every argument: rows added for the remaining arguments (issue 27, item 4)
+    # builders (one signature for every family)
+    ("builder include_top str", lambda c: kcnn.lenet5(include_top="yes"), ValueError,
+     "include_top"),
+    ("builder weights wrong type", lambda c: kcnn.lenet5(weights=42), ValueError, "weights"),
+    ("builder unknown weights tag", lambda c: kcnn.resnet18(weights="imagenet21k"), ValueError,
+     "imagenet21k"),
+    ("builder input_tensor not a tensor",
+     lambda c: kcnn.lenet5(input_tensor=np.zeros((1, 28, 28, 1))), ValueError, "input_tensor"),
+    ("builder input_shape wrong type", lambda c: kcnn.lenet5(input_shape="28x28"), ValueError,
+     "input_shape"),
+    ("builder name wrong type", lambda c: kcnn.lenet5(name=42), ValueError, "name"),
+    ("builder dropout 1.5", lambda c: kcnn.vgg11(dropout=1.5), ValueError, "dropout"),
+    ("simple_cnn dropout pair", lambda c: kcnn.simple_cnn(dropout=(0.5,)), ValueError,
+     "dropout"),
+    ("alexnet variant", lambda c: kcnn.alexnet(variant="caffe2"), ValueError, "variant"),
+    ("alexnet groups 3", lambda c: kcnn.alexnet(groups=3), ValueError, "groups"),
+    ("googlenet aux_logits str", lambda c: kcnn.googlenet(aux_logits="yes"), ValueError,
+     "aux_logits"),
+    ("googlenet dropout_aux 2", lambda c: kcnn.googlenet(dropout_aux=2.0), ValueError,
+     "dropout_aux"),
+    ("efficientnet stochastic_depth_prob 1.5",
+     lambda c: kcnn.efficientnet_b0(stochastic_depth_prob=1.5), ValueError,
+     "stochastic_depth_prob"),
+    ("create_model name wrong type", lambda c: kcnn.create_model(42), ValueError, "name"),
+    ("create_model unknown argument", lambda c: kcnn.create_model("lenet5", colour=True),
+     TypeError, "colour"),
+    ("list_models pattern wrong type", lambda c: kcnn.list_models(42), ValueError, "pattern"),
+    # train: the arguments not above
+    ("train data missing folder", lambda c: kcnn.train("lenet5", str(c.empty) + "/nope"),
+     ValueError, "nope"),
+    ("train data wrong type", lambda c: kcnn.train("lenet5", 42), ValueError, "source"),
+    ("train validation_data missing folder", lambda c: kcnn.train(
+        "lenet5", "digits", validation_data=str(c.empty) + "/nope"), ValueError, "nope"),
+    ("train out_dir is a file", lambda c: kcnn.train("lenet5", "digits", out_dir=c.image,
+                                                    epochs=1), ValueError, "out_dir"),
+    ("train overwrite str", lambda c: kcnn.train(
+        "lenet5", str(c.folder), overwrite="yes", epochs=1, batch_size=4,
+        validation_split=None, verbose=0), ValueError, "overwrite"),
+    ("train learning_rate 0", lambda c: kcnn.train("lenet5", "digits", learning_rate=0.0),
+     ValueError, "learning_rate"),
+    ("train learning_rate str", lambda c: kcnn.train("lenet5", "digits", learning_rate="fast"),
+     ValueError, "learning_rate"),
+    ("train callbacks not callbacks",
+     lambda c: kcnn.train("lenet5", "digits", callbacks=["early_stopping"]), ValueError,
+     "callbacks"),
+    ("train seed str", lambda c: kcnn.train("lenet5", "digits", seed="x"), ValueError, "seed"),
+    ("train verbose", lambda c: kcnn.train("lenet5", str(c.folder), verbose="loud", epochs=1,
+                                           batch_size=4, validation_split=None), ValueError,
+     "verbose"),
+    # evaluate and predict
+    ("evaluate data missing folder",
+     lambda c: kcnn.evaluate(c.model, str(c.empty) + "/nope"), ValueError, "nope"),
+    ("evaluate ten_crop str", lambda c: kcnn.evaluate(c.model, str(c.folder), ten_crop="yes"),
+     ValueError, "ten_crop"),
+    ("predict no images", lambda c: kcnn.predict(c.model, []), ValueError, "images"),
+    ("predict images wrong type", lambda c: kcnn.predict(c.model, 42), ValueError, "images"),
+    ("predict model wrong type", lambda c: kcnn.predict(42, [c.image]), ValueError, "model"),
+    ("predict top_k str", lambda c: kcnn.predict(c.model, [c.image], top_k="5"), ValueError,
+     "top_k"),
+    # tune
+    ("tune directory wrong type", lambda c: kcnn.tune("lenet5", "digits", directory=42),
+     ValueError, "directory"),
+    ("tune epochs 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                          epochs=0), ValueError, "epochs"),
+    ("tune max_epochs 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                              tuner="hyperband", max_epochs=0), ValueError,
+     "max_epochs"),
+    ("tune factor 1", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                          tuner="hyperband", factor=1), ValueError, "factor"),
+    ("tune recipe", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                        recipe="alexnet2013"), ValueError, "recipe"),
+    ("tune batch_size 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                              batch_size=0), ValueError, "batch_size"),
+    ("tune image_size 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                              image_size=0), ValueError, "image_size"),
+    ("tune validation_split 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                                    validation_split=0), ValueError,
+     "validation_split"),
+    ("tune strategy", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                          strategy="ring"), ValueError, "strategy"),
+    ("tune mixed_precision", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                                 mixed_precision="float16"), ValueError,
+     "mixed_precision"),
+    ("tune final_epochs 0", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                                final_epochs=0), ValueError, "final_epochs"),
+    ("tune model unknown", lambda c: kcnn.tune("lenet6", "digits", directory=c.out + "/t"),
+     ValueError, "lenet6"),
+    ("tune data missing folder", lambda c: kcnn.tune("lenet5", str(c.empty) + "/nope",
+                                                     directory=c.out + "/t"), ValueError,
+     "nope"),
+    ("tune seed str", lambda c: kcnn.tune("lenet5", "digits", directory=c.out + "/t",
+                                          seed="x"), ValueError, "seed"),
+    # export
+    ("export path wrong type", lambda c: kcnn.export(c.model, 42), ValueError, "path"),
+    ("export model wrong type", lambda c: kcnn.export(42, c.out + "/m"), ValueError, "model"),
+    ("export overwrite str", lambda c: kcnn.export(c.model, c.out + "/m", overwrite="yes"),
+     ValueError, "overwrite"),
+    # fine_tune: the arguments not above
+    ("fine_tune learning_rate -1", lambda c: transfer.fine_tune(
+        c.model, str(c.folder), learning_rate=-1.0), ValueError, "learning_rate"),
+    ("fine_tune backbone negative", lambda c: transfer.fine_tune(
+        c.model, str(c.folder), backbone=-0.5), ValueError, "backbone"),
+    ("fine_tune decay 0", lambda c: transfer.fine_tune(c.model, str(c.folder), decay=0.0),
+     ValueError, "decay"),
+    ("fine_tune optimizer", lambda c: transfer.fine_tune(c.model, str(c.folder),
+                                                         optimizer="adamx"), ValueError,
+     "optimizer"),
+    ("fine_tune dropout 1.5", lambda c: transfer.fine_tune(c.model, str(c.folder), dropout=1.5),
+     ValueError, "dropout"),
+    ("fine_tune hidden 0", lambda c: transfer.fine_tune(c.model, str(c.folder), hidden=0),
+     ValueError, "hidden"),
+    ("fine_tune features unknown layer", lambda c: transfer.fine_tune(
+        c.model, str(c.folder), features="conv9"), ValueError, "conv9"),
+    ("fine_tune validation_split 1.5", lambda c: transfer.fine_tune(
+        c.model, str(c.folder), validation_split=1.5), ValueError, "validation_split"),
+    ("fine_tune validation_data other classes", lambda c: transfer.fine_tune(
+        c.model, str(c.folder), validation_data="digits"), ValueError, "validation_data"),
+    ("fine_tune data missing folder", lambda c: transfer.fine_tune(
+        c.model, str(c.empty) + "/nope"), ValueError, "nope"),
+    ("fine_tune seed str", lambda c: transfer.fine_tune(c.model, str(c.folder), seed="x"),
+     ValueError, "seed"),
+    # inspection and ensembles
+    ("explain missing image", lambda c: kcnn.inspect.explain(c.model, [c.missing], c.out),
+     FileNotFoundError, "missing.png"),
+    ("explain not an image", lambda c: kcnn.inspect.explain(c.model, [c.not_image], c.out),
+     ValueError, "notimage.png"),
+    ("explain alpha 2", lambda c: kcnn.inspect.explain(c.model, [c.image], c.out, alpha=2.0),
+     ValueError, "alpha"),
+    ("explain out_dir is a file", lambda c: kcnn.inspect.explain(c.model, [c.image], c.image),
+     ValueError, "out_dir"),
+    ("explain layer", lambda c: kcnn.inspect.explain(c.model, [c.image], c.out, layer="conv9"),
+     ValueError, "conv9"),
+    ("explain class_index", lambda c: kcnn.inspect.explain(c.model, [c.image], c.out,
+                                                           class_index=5), ValueError,
+     "class_index"),
+    ("feature_maps no layers", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), []), ValueError, "layers"),
+    ("feature_maps image_index out of range", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), ["conv1"], path=c.out + "/f.png",
+        image_index=3), ValueError,
+     "image_index"),
+    ("feature_maps batch_size 0", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), ["conv1"], batch_size=0), ValueError,
+     "batch_size"),
+    ("feature_maps wrong shape", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 5, 5, 1), np.float32), ["conv1"]), ValueError, "images"),
+    ("feature_maps path not png", lambda c: kcnn.feature_maps(
+        c.model, np.zeros((1, 28, 28, 1), np.float32), ["conv1"], path=c.out + "/f.txt"),
+     ValueError, "path"),
+    ("gradcam model wrong type", lambda c: kcnn.gradcam(
+        42, np.zeros((1, 28, 28, 1), np.float32)), ValueError, "model"),
+    ("profile wrong type", lambda c: kcnn.profile(42), ValueError, "model"),
+    ("tta model wrong type", lambda c: kcnn.tta(42), ValueError, "model"),
+    ("tta name wrong type", lambda c: kcnn.tta(c.model, name=42), ValueError, "name"),
+    ("ensemble not a list", lambda c: kcnn.ensemble(c.model), ValueError, "models"),
+    ("ensemble name wrong type", lambda c: kcnn.ensemble([c.model, c.model], name=42),
+     ValueError, "name"),
+    ("decode_predictions wrong type", lambda c: kcnn.decode_predictions("cat"), ValueError,
+     "1000"),
+    ("preprocess_input preprocessing", lambda c: kcnn.preprocess_input(
+        np.zeros((1, 8, 8, 3)), preprocessing=42), ValueError, "preprocessing"),
+    ("preprocess_input wrong rank", lambda c: kcnn.preprocess_input(np.zeros((8,))),
+     ValueError, "x"),
+    # data: the arguments not above
+    ("load seed str", lambda c: kdata.load("digits", validation_split=0.2, seed="x"),
+     ValueError, "seed"),
+    ("load download false", lambda c: kdata.load("mnist", data_dir=c.out + "/tfds",
+                                                 download=False), ValueError, "mnist"),
+    ("load_with_validation validation_data wrong type",
+     lambda c: kdata.load_with_validation("digits", validation_data=42), ValueError, "source"),
+    ("load_with_validation required", lambda c: kdata.load_with_validation(
+        "digits", validation_split=None, required=True), ValueError, "validation"),
+    ("load_digits size 0", lambda c: kdata.load_digits(size=0), ValueError, "size"),
+    ("load_digits test_fraction 1.5", lambda c: kdata.load_digits(test_fraction=1.5),
+     ValueError, "test_fraction"),
+    ("mean_std max_examples 0", lambda c: kdata.mean_std(kdata.load("digits"), max_examples=0),
+     ValueError, "max_examples"),
+    ("mean_std data wrong type", lambda c: kdata.mean_std("digits"), ValueError, "data"),
+    ("class_counts data wrong type", lambda c: kdata.class_counts(42), ValueError, "data"),
+    ("pipeline augment wrong type", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, augment="flip"),
+     ValueError, "augment"),
+    ("pipeline seed str", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, seed="x"),
+     ValueError, "seed"),
+    ("pipeline cache wrong type", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, cache=42),
+     ValueError, "cache"),
+    ("pipeline channels 2", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, channels=2),
+     ValueError, "channels"),
+    ("pipeline mixup without one_hot", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8,
+        augment=kdata.Augment(mixup=0.2)), ValueError, "one_hot"),
+    ("pipeline num_classes too few", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, one_hot=True,
+        num_classes=2), ValueError, "num_classes"),
+    ("pipeline class_weight", lambda c: kdata.train_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8,
+        class_weight={0: -1.0}), ValueError, "class_weight"),
+    ("pipeline data wrong type", lambda c: kdata.train_pipeline(
+        "digits", c.model.metadata["preprocessing"], batch_size=8), ValueError, "data"),
+    ("eval_pipeline batch_size 0", lambda c: kdata.eval_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=0), ValueError,
+     "batch_size"),
+    ("eval_pipeline cache wrong type", lambda c: kdata.eval_pipeline(
+        kdata.load("digits"), c.model.metadata["preprocessing"], batch_size=8, cache=42),
+     ValueError, "cache"),
+    ("preview n 0", lambda c: kdata.preview("digits", c.out + "/g.png", n=0), ValueError, "n"),
+    ("preview augment garbage", lambda c: kdata.preview("digits", c.out + "/g.png",
+                                                        augment="rotation=lots"), ValueError,
+     "rotation"),
+    ("preview preprocessing", lambda c: kdata.preview("digits", c.out + "/g.png",
+                                                      preprocessing={"mean": [0.5]}),
+     ValueError, "preprocessing"),
+    ("preview data missing folder", lambda c: kdata.preview(str(c.empty) + "/nope",
+                                                            c.out + "/g.png"), ValueError,
+     "nope"),
+    ("Augment rotation negative", lambda c: kdata.Augment(rotation=-5), ValueError, "rotation"),
+    ("Augment pca_lighting negative", lambda c: kdata.Augment(pca_lighting=-0.1), ValueError,
+     "pca_lighting"),
+    ("Augment erasing 2", lambda c: kdata.Augment(erasing=2.0), ValueError, "erasing"),
+    ("Augment interpolation", lambda c: kdata.Augment(interpolation="cubic"), ValueError,
+     "interpolation"),
+    # schedules, losses, optimizers
+    ("schedule name wrong type", lambda c: schedules.create(42), ValueError, "name"),
+    ("schedule unknown argument", lambda c: schedules.create("cosine", warmup=3), ValueError,
+     "warmup"),
+    ("schedule rates steps 0", lambda c: schedules.rates(schedules.create(
+        "step", step_size=2), 0), ValueError, "steps"),
+    ("loss label_smoothing 1.5", lambda c: losses.create(label_smoothing=1.5), ValueError,
+     "label_smoothing"),
+    ("loss focal alpha str", lambda c: losses.create("focal", alpha="high"), ValueError,
+     "alpha"),
+    ("loss class_weight", lambda c: losses.class_weight("auto", [3, 4]), ValueError,
+     "class_weight"),
+    ("SGD learning_rate -1", lambda c: optimizers.SGD(learning_rate=-1.0), ValueError,
+     "learning_rate"),
+    ("SGD momentum 2", lambda c: optimizers.SGD(momentum=2.0), ValueError, "momentum"),
+    ("SGD l2 negative", lambda c: optimizers.SGD(l2=-1.0), ValueError, "l2"),
+    ("recipe unknown", lambda c: kcnn.training.get_recipe("alexnet2013"), ValueError, "recipe"),
+    # transfer's building blocks
+    ("replace_classifier dropout 1.5", lambda c: transfer.replace_classifier(
+        c.model, 3, dropout=1.5), ValueError, "dropout"),
+    ("replace_classifier hidden str", lambda c: transfer.replace_classifier(
+        c.model, 3, hidden="big"), ValueError, "hidden"),
+    ("replace_classifier features", lambda c: transfer.replace_classifier(
+        c.model, 3, features="conv9"), ValueError, "conv9"),
+    ("replace_classifier classifier_activation", lambda c: transfer.replace_classifier(
+        c.model, 3, classifier_activation="softmax2"), ValueError, "classifier_activation"),
+    ("freeze up_to unknown", lambda c: transfer.freeze(kcnn.lenet5(classes=2), up_to="conv9"),
+     ValueError, "conv9"),
+    ("unfreeze last -1", lambda c: transfer.unfreeze(kcnn.lenet5(classes=2), last=-1),
+     ValueError, "last"),
+    ("set_trainable stages 99", lambda c: transfer.set_trainable(kcnn.lenet5(classes=2), 99),
+     ValueError, "trainable_stages"),
+    ("gradual_schedule epochs 0", lambda c: transfer.gradual_schedule(c.model, 0), ValueError,
+     "epochs"),
+    ("gradual_schedule every 0", lambda c: transfer.gradual_schedule(c.model, 3, every=0),
+     ValueError, "every"),
+    ("discriminative_optimizer optimizer", lambda c: transfer.discriminative_optimizer(
+        c.model, "adamx"), ValueError, "optimizer"),
+    ("discriminative_optimizer backbone -1", lambda c: transfer.discriminative_optimizer(
+        c.model, backbone=-1.0), ValueError, "backbone"),
+    ("stages wrong type", lambda c: transfer.stages(42), ValueError, "model"),
+    # tuning's pieces
+    ("parse_space garbage", lambda c: kcnn.tuning.parse_space(["learning_rate=lots"]),
+     ValueError, "learning_rate"),
+    ("search_space unknown", lambda c: kcnn.tuning.search_space({"colour": [1, 2]}),
+     ValueError, "colour"),
+    # weights
+    ("get_weights unknown model", lambda c: kweights.get_weights("lenet9"), ValueError,
+     "lenet9"),
+    ("get_weights unknown tag", lambda c: kweights.get_weights("resnet18", "IMAGENET9K"),
+     ValueError, "IMAGENET9K"),
+    ("read_pth missing", lambda c: kweights.read_pth(c.out + "/x.pth"), ValueError, "x.pth"),
+    ("read_pth not a checkpoint", lambda c: kweights.read_pth(c.not_image), ValueError,
+     "notimage.png"),
+    ("load_pth missing", lambda c: kweights.load_pth(kcnn.lenet5(), c.out + "/x.pth"),
+     ValueError, "x.pth"),
+    ("load_state_dict unknown keys", lambda c: kweights.load_state_dict(
+        kcnn.lenet5(), {"fc9.weight": np.zeros((2, 2))}), ValueError, "fc9"),
+    ("load_state_dict wrong type", lambda c: kweights.load_state_dict(kcnn.lenet5(), 42),
+     ValueError, "state_dict"),
+    ("weights register bad sha256", lambda c: kweights.register(
+        "resnet18", "MINE", "https://example.com/r.pth", "abc"), ValueError, "sha256"),
+    ("weights register unknown model", lambda c: kweights.register(
+        "lenet9", "MINE", "https://example.com/r.pth", "0" * 64), ValueError, "lenet9"),
+    ("weights unregister unknown", lambda c: kweights.unregister("resnet18", "MINE2"),
+     ValueError, "MINE2"),
+    ("list_weights wrong type", lambda c: kweights.list_weights(42), ValueError, "pattern"),
+    # layers
+    ("LRN size 0", lambda c: klayers.LocalResponseNormalization(size=0), ValueError, "size"),
+    ("LRN beta negative", lambda c: klayers.LocalResponseNormalization(beta=-1.0), ValueError,
+     "beta"),
+    ("GroupedConv2D groups not a divisor", lambda c: klayers.GroupedConv2D(10, 3, groups=3)(
+        np.zeros((1, 8, 8, 4), np.float32)), ValueError, "groups"),
+    ("AdaptiveAveragePooling2D output_size 0",
+     lambda c: klayers.AdaptiveAveragePooling2D(0), ValueError, "output_size"),
+    ("TorchMaxPooling2D pool_size 0", lambda c: klayers.TorchMaxPooling2D(0), ValueError,
+     "pool_size"),
+    ("StochasticDepth rate 1.5", lambda c: klayers.StochasticDepth(1.5), ValueError, "rate"),
+    ("StochasticDepth mode", lambda c: klayers.StochasticDepth(0.1, mode="column"), ValueError,
+     "mode"),
+    ("demo epochs 0", lambda c: demo.digits(epochs=0, out=c.out), ValueError, "epochs"),
 ]
 
 
-@pytest.mark.parametrize("call, error, pattern", [row[1:] for row in CASES],
-                         ids=[row[0] for row in CASES])
+# Rows whose call still ends badly, each with the change it waits for in a module
+# this test does not own. Strict: once fixed, the row passes, the xfail turns red,
+# and the entry is deleted here.
+GAPS = {
+    "train out_dir is a file": "kcnn/training/train.py: os.makedirs' FileExistsError",
+    "train overwrite str": "kcnn/training/train.py: overwrite is not checked; trains on",
+    "train verbose": "kcnn/training/train.py: verbose is not checked; trains on",
+    "train callbacks not callbacks": "kcnn/training/train.py: Keras's AttributeError",
+    "export path wrong type": "kcnn/exporting.py: os.fspath's TypeError, no argument name",
+    "pipeline num_classes too few": "kcnn/data/pipeline.py: num_classes < the source's "
+                                    "classes is accepted",
+    "load_state_dict wrong type": "kcnn/weights/torch_state_dict.py: AttributeError",
+    "list_weights wrong type": "kcnn/weights/hub.py: fnmatch's TypeError",
+}
+
+
+def _rows(cases):
+    return [pytest.param(*row[1:], id=row[0], marks=pytest.mark.xfail(
+        strict=True, reason=GAPS[row[0]])) if row[0] in GAPS else
+        pytest.param(*row[1:], id=row[0]) for row in cases]
+
+
+@pytest.mark.parametrize("call, error, pattern", _rows(CASES))
 def test_bad_input_ends_in_a_clear_error(ctx, call, error, pattern):
     with pytest.raises(error, match=pattern):
         with warnings.catch_warnings():
@@ -302,6 +632,9 @@ def test_bad_input_ends_in_a_clear_error(ctx, call, error, pattern):
 def test_the_table_names_only_the_exceptions_users_are_promised():
     assert {row[2] for row in CASES} <= {ValueError, FileNotFoundError, TypeError}
     assert len({row[0] for row in CASES}) == len(CASES)
+    assert set(GAPS) <= {row[0] for row in CASES}
+    assert set(CLI_GAPS) <= {row[0] for row in CLI_CASES}
+    assert len({row[0] for row in CLI_CASES}) == len(CLI_CASES)
 
 
 # ----------------------------------------------------------------------------
@@ -336,14 +669,15 @@ def test_header_mode_names_a_png_and_a_jpeg_cut_short(cut_files):
     assert source.num_examples == 4
 
 
-def test_unchecked_folders_name_each_bad_file_when_tf_data_skips_it(ctx, cut_files, capfd):
-    source = kdata.load(str(ctx.folder), verify=None)
-    assert len([int(label) for _, label in source.dataset]) == 12  # only the bad one dropped
-    assert "broken.png" in capfd.readouterr().err
-    source = kdata.load(str(cut_files), verify=None)
-    assert len([int(label) for _, label in source.dataset]) == 4
-    err = capfd.readouterr().err
-    assert "cut.png" in err and "cut.jpg" in err
+def test_unchecked_folders_name_each_bad_file_when_tf_data_skips_it(ctx, cut_files):
+    for folder, bad, whole in ((ctx.folder, ["broken.png"], 12),
+                               (cut_files, ["cut.png", "cut.jpg"], 4)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            source = kdata.load(str(folder), verify=None)
+            assert len([int(label) for _, label in source.dataset]) == whole
+        named = " ".join(str(w.message) for w in caught)
+        assert all(name in named for name in bad), named
 
 
 def test_a_training_set_smaller_than_a_batch_trains_with_the_batch_that_fits(ctx):
@@ -451,11 +785,109 @@ CLI_CASES = [
                                         "--num-processes", "2", "--process-id", "5"],
      "process_id must be|needs the JAX backend"),
     ("tune tuner", lambda c: ["tune", "lenet5", "--tuner", "grid", "--out", c.out], "tuner"),
+    # ---- every option: rows added for the remaining options (issue 27, item 4)
+    ("train lr 0", lambda c: ["train", "lenet5", "--lr", "0", "--out", c.out], "lr|learning_rate"),
+    ("train strategy", lambda c: ["train", "lenet5", "--strategy", "ring", "--out", c.out],
+     "strategy"),
+    ("train out is a file", lambda c: ["train", "lenet5", "--data", str(c.folder), "--out",
+                                       c.image, "--epochs", "1"], "out"),
+    ("train seed text", lambda c: ["train", "lenet5", "--seed", "x"], "seed"),
+    ("train loss unknown", lambda c: ["train", "lenet5", "--loss", "hinge", "--out", c.out],
+     "loss"),
+    ("train label-smoothing 1.5", lambda c: ["train", "lenet5", "--label-smoothing", "1.5",
+                                             "--out", c.out], "label_smoothing"),
+    ("train class-weight", lambda c: ["train", "lenet5", "--class-weight", "auto"],
+     "class-weight"),
+    ("train init", lambda c: ["train", "lenet5", "--init", "paper", "--out", c.out], "init"),
+    ("train data missing", lambda c: ["train", "lenet5", "--data", str(c.empty) + "/nope",
+                                      "--out", c.out], "nope"),
+    ("evaluate batch-size 0", lambda c: ["evaluate", c.keras_file, "--data", str(c.folder),
+                                         "--batch-size", "0"], "batch_size"),
+    ("evaluate data missing", lambda c: ["evaluate", c.keras_file, "--data",
+                                         str(c.empty) + "/nope"], "nope"),
+    ("predict truncated model", lambda c: ["predict", c.truncated, c.image],
+     "not a valid .keras"),
+    ("convert unknown model", lambda c: ["convert", "resnet5", c.out + "/x.pth",
+                                         c.out + "/x.weights.h5"], "resnet5"),
+    ("export top-k 0", lambda c: ["export", c.keras_file, c.out + "/m", "--top-k", "0"],
+     "top_k"),
+    ("export onto an existing path", lambda c: ["export", c.keras_file, c.keras_file,
+                                                "--format", "keras"], "overwrite"),
+    ("explain class-index 9", lambda c: ["explain", c.keras_file, c.image, "--out", c.out,
+                                         "--class-index", "9"], "class_index"),
+    ("explain layer", lambda c: ["explain", c.keras_file, c.image, "--out", c.out,
+                                 "--layer", "conv9"], "conv9"),
+    ("explain missing image", lambda c: ["explain", c.keras_file, c.missing, "--out", c.out],
+     "missing.png"),
+    ("explain not an image", lambda c: ["explain", c.keras_file, c.not_image, "--out", c.out],
+     "notimage.png"),
+    ("tune epochs 0", lambda c: ["tune", "lenet5", "--epochs", "0", "--out", c.out + "/t"],
+     "epochs"),
+    ("tune max-epochs 0", lambda c: ["tune", "lenet5", "--tuner", "hyperband", "--max-epochs",
+                                     "0", "--out", c.out + "/t"], "max_epochs"),
+    ("tune factor 1", lambda c: ["tune", "lenet5", "--tuner", "hyperband", "--factor", "1",
+                                 "--out", c.out + "/t"], "factor"),
+    ("tune space garbage", lambda c: ["tune", "lenet5", "--space", "learning_rate=lots",
+                                      "--out", c.out + "/t"], "learning_rate"),
+    ("tune batch-size 0", lambda c: ["tune", "lenet5", "--batch-size", "0", "--out",
+                                     c.out + "/t"], "batch_size"),
+    ("tune image-size 0", lambda c: ["tune", "lenet5", "--image-size", "0", "--out",
+                                     c.out + "/t"], "image_size"),
+    ("tune strategy", lambda c: ["tune", "lenet5", "--strategy", "ring", "--out",
+                                 c.out + "/t"], "strategy"),
+    ("tune final-epochs 0", lambda c: ["tune", "lenet5", "--final-epochs", "0", "--out",
+                                       c.out + "/t"], "final_epochs"),
+    ("tune recipe", lambda c: ["tune", "lenet5", "--recipe", "alexnet2013"], "recipe"),
+    ("tune mixed-precision", lambda c: ["tune", "lenet5", "--mixed-precision", "float16"],
+     "mixed-precision"),
+    ("tune unknown model", lambda c: ["tune", "lenet6", "--out", c.out + "/t"], "lenet6"),
+    ("finetune epochs 0", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                     "--epochs", "0", "--out", c.out], "epochs"),
+    ("finetune batch-size 0", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                         "--batch-size", "0", "--out", c.out], "batch_size"),
+    ("finetune lr -1", lambda c: ["finetune", c.keras_file, "--data", str(c.folder), "--lr",
+                                  "-1", "--out", c.out], "learning_rate"),
+    ("finetune backbone-lr -1", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                           "--backbone-lr", "-1", "--out", c.out], "backbone"),
+    ("finetune unfreeze", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                     "--unfreeze", "some", "--out", c.out], "unfreeze"),
+    ("finetune every 0", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                    "--every", "0", "--out", c.out], "every"),
+    ("finetune dropout 1.5", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                        "--dropout", "1.5", "--out", c.out], "dropout"),
+    ("finetune hidden 0", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                     "--hidden", "0", "--out", c.out], "hidden"),
+    ("finetune features", lambda c: ["finetune", c.keras_file, "--data", str(c.folder),
+                                     "--features", "conv9", "--out", c.out], "conv9"),
+    ("finetune validation-split 1.5", lambda c: ["finetune", c.keras_file, "--data",
+                                                 str(c.folder), "--validation-split", "1.5",
+                                                 "--out", c.out], "validation_split"),
+    ("preview data missing", lambda c: ["preview", "--data", str(c.empty) + "/nope", "--out",
+                                        c.out + "/p.png"], "nope"),
+    ("preview split", lambda c: ["preview", "--split", "dev", "--out", c.out + "/p.png"],
+     "split"),
+    ("preview augment garbage", lambda c: ["preview", "--augment", "rotation=lots", "--out",
+                                           c.out + "/p.png"], "rotation"),
+    ("preview size 0", lambda c: ["preview", "--size", "0", "--out", c.out + "/p.png"],
+     "size"),
+    ("preview out not png", lambda c: ["preview", "--out", c.out + "/p.jpg"], "png"),
+    ("demo epochs 0", lambda c: ["demo", "--epochs", "0", "--out", c.out], "epochs"),
+    ("multihost num-processes 0", lambda c: ["multihost", "--coordinator", "127.0.0.1:1",
+                                             "--num-processes", "0", "--process-id", "0"],
+     "num_processes|needs the JAX backend"),
 ]
 
 
-@pytest.mark.parametrize("argv, pattern", [row[1:] for row in CLI_CASES],
-                         ids=[row[0] for row in CLI_CASES])
+CLI_GAPS = {
+    "train out is a file": "kcnn/training/train.py: os.makedirs' FileExistsError",
+    "preview size 0": "kcnn/cli/preview.py: `args.size or ...` takes 0 as the default",
+}
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    pytest.param(*row[1:], id=row[0], marks=pytest.mark.xfail(strict=True, reason=CLI_GAPS[
+        row[0]])) if row[0] in CLI_GAPS else pytest.param(*row[1:], id=row[0])
+    for row in CLI_CASES])
 def test_a_bad_command_line_exits_2_with_one_line(ctx, capsys, argv, pattern):
     from kcnn.cli import main
 

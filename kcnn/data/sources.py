@@ -14,6 +14,7 @@ import concurrent.futures
 import dataclasses
 import difflib
 import os
+import re
 import warnings
 
 import keras  # noqa: F401  (before TensorFlow: see kcnn/__init__.py)
@@ -51,8 +52,8 @@ class Source:
             decode afterwards.
         shuffle_buffer: a shuffle buffer that mixes this source well: every
             record when they are small (paths, arrays in memory), else 10,000.
-        skip_errors: records that fail to decode are dropped with a logged
-            warning (image folders not checked by full decoding).
+        skip_errors: records that fail to decode are dropped, each named in
+            a Python warning (image folders not checked by full decoding).
     """
 
     records: tf.data.Dataset
@@ -129,10 +130,10 @@ def load(source, split="train", *, channels=None, validation_split=None, seed=0,
             header, walks a PNG's or GIF's chunks and looks for a JPEG's
             end marker (fast: no pixel is decoded); None checks nothing up
             front. Files found unreadable up front are reported by path in a
-            warning and skipped; later, in tf.data, a file that is no image or
-            a JPEG or PNG cut short is skipped with a logged message naming its
-            path. Only a file broken in the middle of its pixel data is then
-            dropped with TensorFlow's message alone.
+            warning and skipped; with "header" or None, a file that fails to
+            decode later, in tf.data (one broken in the middle of its pixel
+            data), is skipped there with a warning naming its path and the
+            decoder's reason, at no cost to the files that decode.
 
     Returns:
         A `Source`; `source.dataset` gives `(uint8 image, int64 label)` pairs.
@@ -147,6 +148,8 @@ def load(source, split="train", *, channels=None, validation_split=None, seed=0,
             isinstance(validation_split, float) and 0 < validation_split < 1):
         raise ValueError(f"validation_split must be None or a fraction in (0, 1); "
                          f"received validation_split={validation_split!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; received seed={seed!r}.")
     if verify not in VERIFY_MODES:
         raise ValueError(f"verify must be one of {VERIFY_MODES}; received verify={verify!r}.")
     if class_names is not None and not isinstance(source, (tuple, list)):
@@ -413,6 +416,15 @@ def _decode_channels(path):
         return None, e.message if hasattr(e, "message") else str(e)
 
 
+def unreadable_images(paths):
+    """`(path, reason)` for each of `paths` that `tf.io.decode_image` cannot decode.
+
+    For an explicit list of files (what `predict` and `explain` are given),
+    where a bad file is an error that names it rather than a skip."""
+    errors = ((p, _decode_channels(p)[1]) for p in paths)
+    return [(p, _reason(e) or "unreadable") for p, e in errors if e is not None]
+
+
 def _header_channels(path):
     from PIL import Image
 
@@ -429,37 +441,44 @@ def _header_channels(path):
     return (1 if mode in ("1", "L", "LA", "I", "I;16", "F") else 3), None
 
 
-# The first bytes of every format tf.io.decode_image reads.
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF")
-
-
-def _named_if_not_an_image(data, path):
-    """`data`, after an in-graph check that it is a whole image file.
+def _decode_or_skip(path):
+    """Decode the file at `path` in the tf.data graph; name it if it cannot be.
 
     A file that fails to decode inside tf.data is dropped (`ignore_errors`) with
-    TensorFlow's message, which has no file name. This assertion fails first for
-    a file that is no image at all, and for a JPEG or PNG cut short (no
-    end-of-image marker, no IEND chunk), and its message names the path, so the
-    skip that tf.data logs says which file it was. A file broken in the middle
-    still fails in the decoder alone; `verify="decode"` names every bad file.
+    TensorFlow's message, which has no file name. Here the read and the decode
+    run in a one-element dataset that drops the failure itself, so a failure
+    becomes an empty result instead of an error: then (and only then) a Python
+    function warns with the path and the decoder's reason, and an assertion
+    fails the element for the pipeline to drop. Files that decode pay no Python
+    call and no second read; `verify="decode"` is not needed to name bad files.
     """
-    known = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(sig)), sig)
-                           for sig in _SIGNATURES])
-    whole = tf.logical_and(
-        _has_or_is_not(data, _SIGNATURES[0], b"\xff\xd9"),  # JPEG's end-of-image marker
-        _has_or_is_not(data, _SIGNATURES[1], b"IEND"))  # PNG's closing chunk
-    check = tf.debugging.Assert(
-        tf.logical_and(known, whole),
-        ["kcnn: skipping a file that is not an image, or is cut short:", path])
+    attempt = tf.data.Dataset.from_tensors(path).map(
+        lambda p: (tf.io.decode_image(tf.io.read_file(p), channels=0,
+                                      expand_animations=False), True)).ignore_errors()
+    failed = tf.data.Dataset.from_tensors((tf.zeros([0, 0, 0], tf.uint8), False))
+    image, decoded = attempt.concatenate(failed).take(1).get_single_element()
+    ok = tf.cond(decoded, lambda: True,
+                 lambda: tf.py_function(_report_skipped, [path], tf.bool))
+    check = tf.debugging.Assert(ok, ["kcnn: skipping the unreadable image file", path])
     with tf.control_dependencies([check]):
-        return tf.identity(data)
+        return tf.identity(image)
 
 
-def _has_or_is_not(data, signature, marker):
-    """True unless `data` starts with `signature` and holds no `marker` anywhere."""
-    is_format = tf.equal(tf.strings.substr(data, 0, len(signature)), signature)
-    has_marker = tf.size(tf.strings.split(data, sep=marker)) > 1
-    return tf.logical_or(tf.logical_not(is_format), has_marker)
+def _report_skipped(path):
+    """Warn that the file at `path` (a string tensor) is skipped, and why; False."""
+    path = path.numpy().decode()
+    _, error = _decode_channels(path)  # again, eagerly, for the decoder's reason
+    warnings.warn(f"Skipping an unreadable image file: {path}: "
+                  f"{_reason(error) or 'it could not be read'}", stacklevel=1)
+    return False
+
+
+def _reason(error):
+    """The last line of a decoder's message, without TensorFlow's node and op tags."""
+    lines = (error or "").strip().splitlines()
+    line = lines[-1] if lines else ""
+    line = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", line)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", line)[:200]
 
 
 def _jpeg_is_cut_short(path):
@@ -487,8 +506,7 @@ def _check_files(paths, verify, root):
         results = list(pool.map(check, paths, chunksize=64))
     bad = [(p, err) for p, (c, err) in zip(paths, results) if c is None]
     if bad:
-        shown = "\n".join(f"  {p}: {err.strip().splitlines()[-1][:200] if err else ''}"
-                          for p, err in bad[:50])
+        shown = "\n".join(f"  {p}: {_reason(err)}" for p, err in bad[:50])
         more = f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else ""
         warnings.warn(f"Skipping {len(bad)} unreadable image file(s) under {root}:\n"
                       f"{shown}{more}", stacklevel=4)
@@ -533,10 +551,11 @@ def _load_folder(root, split, channels, validation_split, seed, verify):
     target = channels or native
 
     def decode(path, label):
-        data = tf.io.read_file(path)
-        if verify != "decode":  # files not decoded up front: name the bad ones when skipped
-            data = _named_if_not_an_image(data, path)
-        image = tf.io.decode_image(data, channels=0, expand_animations=False)
+        if verify == "decode":  # every file decoded once up front
+            image = tf.io.decode_image(tf.io.read_file(path), channels=0,
+                                       expand_animations=False)
+        else:
+            image = _decode_or_skip(path)
         return to_channels(image, target), label
 
     records = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))

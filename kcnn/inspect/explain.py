@@ -7,7 +7,8 @@ import numpy as np
 
 from kcnn.inspect import plotting
 from kcnn.inspect.gradcam import gradcam
-from kcnn.loading import as_model
+from kcnn.data.sources import unreadable_images
+from kcnn.loading import MissingFileError, as_model
 
 
 def explain(model, images, out_dir, *, layer=None, class_index=None, alpha=0.4):
@@ -31,9 +32,19 @@ def explain(model, images, out_dir, *, layer=None, class_index=None, alpha=0.4):
     model = as_model(model)
     paths = [os.fspath(images)] if isinstance(images, (str, os.PathLike)) else \
         [os.fspath(p) for p in images]
+    if not paths:
+        raise ValueError("images must be a path or a non-empty list of paths; "
+                         f"received images={images!r}.")
     missing = [p for p in paths if not os.path.isfile(p)]
-    if not paths or missing:
-        raise ValueError(f"images: no such file(s): {', '.join(missing) or '(none given)'}.")
+    if missing:
+        raise MissingFileError(f"images: no such file(s): {', '.join(missing)}.")
+    unreadable = unreadable_images(paths)
+    if unreadable:
+        raise ValueError("images: not an image file that can be decoded: "
+                         + "; ".join(f"{p} ({reason})" for p, reason in unreadable) + ".")
+    if not isinstance(out_dir, (str, os.PathLike)) or os.path.isfile(out_dir):
+        raise ValueError(f"out_dir must be a folder (created if needed); received "
+                         f"out_dir={out_dir!r}.")
     x, display = load_images(model, paths)
     probs = _probabilities(model, x)
     chosen = probs.argmax(axis=-1) if class_index is None else class_index

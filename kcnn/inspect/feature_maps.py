@@ -1,5 +1,7 @@
 """The activations of chosen layers, and a PNG grid of them for one image."""
 
+import os
+
 import keras
 import numpy as np
 
@@ -40,6 +42,10 @@ def feature_maps(model, images, layers, *, path=None, image_index=0, max_channel
     names = [_keras_internal.producer(t).name for t in outputs]
     fmt = _graph.data_format(model)
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)) \
+                or not os.fspath(path).lower().endswith(".png"):
+            raise ValueError(f"path must be None or a file name ending in .png; "
+                             f"received path={path!r}.")
         _check_drawable(names, outputs, fmt, image_index, len(x), max_channels)
     extractor = keras.Model(graph_input, outputs)
     batches = []

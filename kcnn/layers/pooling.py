@@ -140,6 +140,14 @@ class AdaptiveAveragePooling2D(keras.layers.AdaptiveAveragePooling2D):
     (so does Keras's on TensorFlow).
     """
 
+    def __init__(self, output_size, data_format=None, **kwargs):
+        sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+        if not sizes or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                            or v < 1 for v in sizes):
+            raise ValueError(f"output_size must be a positive integer or (height, width); "
+                             f"received output_size={output_size!r}.")
+        super().__init__(output_size, data_format=data_format, **kwargs)
+
     def build(self, input_shape):
         first = 1 if self.data_format == "channels_last" else 2
         sizes = input_shape[first:first + 2]

@@ -140,6 +140,7 @@ def fine_tune(model, data, *, epochs=6, batch_size=32, learning_rate=1e-3, backb
     model = as_model(model)
     checks.positive_int("epochs", epochs)
     checks.positive_int("batch_size", batch_size)
+    checks.positive_number("learning_rate", learning_rate)
     schedule_of = _schedule_maker(unfreeze, every)
     if augment is not None and not isinstance(augment, Augment):
         raise ValueError(f"augment must be None or a kcnn.data.Augment; received "

@@ -118,11 +118,15 @@ def set_trainable(model, trainable_stages, *, freeze_batch_norm=False):
     fine-tuning on little data). Compile again before training.
     """
     all_stages = stages(model)
+    if isinstance(trainable_stages, str) or not isinstance(trainable_stages, (list, tuple)):
+        raise ValueError(f"trainable_stages must be a list of stage names (of "
+                         f"{', '.join(all_stages)}); received "
+                         f"trainable_stages={trainable_stages!r}.")
     unknown = [s for s in trainable_stages if s not in all_stages]
     if unknown:
         raise ValueError(
-            f"Unknown stage(s) {unknown} for {model.name}; its stages are "
-            f"{', '.join(all_stages)}.")
+            f"trainable_stages: Unknown stage(s) {unknown} for {model.name}; its stages "
+            f"are {', '.join(all_stages)}.")
     model.trainable = True
     training = set(head_layers(model))
     for stage in trainable_stages:

@@ -1,6 +1,9 @@
 """kcnn.data.load: digits, image folders, arrays and tensorflow-datasets, offline."""
 
 import os
+import struct
+import warnings
+import zlib
 
 import kcnn  # noqa: F401,I001  (first: it orders keras before TensorFlow)
 import numpy as np
@@ -8,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from kcnn.data import Source, load, load_digits
+from kcnn.data import Source, eval_pipeline, load, load_digits, train_pipeline
 from tests.data import make_image_folder, write_image
 
 
@@ -97,6 +100,50 @@ def test_folder_header_check_names_and_skips_a_truncated_jpeg(tmp_path):
         source = load(tmp_path, verify="header")  # its header looks fine: its end does not
     assert source.num_examples == 6 and source.skip_errors
     assert len(examples(source)) == 6
+
+
+def break_in_the_middle(folder):
+    """A JPEG and a PNG whose headers, chunks and end markers are whole but whose
+    pixel data is broken half-way: a Huffman-table marker inside the JPEG's scan,
+    scrambled deflate data under a recomputed CRC in the PNG. Only a decoder can
+    tell; PIL's header check passes both. Returns their paths."""
+    write_image(folder / "whole.jpg", (24, 24), 3, 7)
+    write_image(folder / "whole.png", (24, 24), 3, 8)
+    jpeg = (folder / "whole.jpg").read_bytes()
+    middle = (jpeg.index(b"\xff\xda") + len(jpeg)) // 2
+    (folder / "midbad.jpg").write_bytes(jpeg[:middle] + b"\xff\xc4" + jpeg[middle + 2:])
+    png = (folder / "whole.png").read_bytes()
+    start = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[start:start + 4])
+    body = bytearray(png[start + 8:start + 8 + length])
+    for i in range(length // 2, length // 2 + 16):
+        body[i] ^= 0x5A
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(body)))
+    (folder / "midbad.png").write_bytes(png[:start + 8] + bytes(body) + crc
+                                        + png[start + 12 + length:])
+    (folder / "whole.jpg").unlink()
+    (folder / "whole.png").unlink()
+    return str(folder / "midbad.jpg"), str(folder / "midbad.png")
+
+
+@pytest.mark.parametrize("verify", ["decode", "header", None])
+def test_a_file_broken_mid_pixels_is_skipped_and_named_in_every_verify_mode(tmp_path, verify):
+    make_image_folder(tmp_path, corrupt=False, per_class=2)
+    broken = break_in_the_middle(tmp_path / "fish")
+    record = {"crop": 16, "resize": 16, "mean": [0.5], "std": [0.5]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = load(tmp_path, verify=verify)
+        # only "decode" decodes up front; the others meet the files in tf.data
+        assert source.num_examples == (6 if verify == "decode" else 8)
+        train = train_pipeline(source, record, batch_size=1, channels=3)
+        evaluation = eval_pipeline(source, record, batch_size=1, channels=3)
+        sizes = (sum(1 for _ in train), sum(1 for _ in evaluation))
+    assert sizes == (6, 6)
+    named = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    for path in broken:
+        assert any(path in message for message in named), (path, named)
+    assert not any("function_node" in message for message in named)  # the decoder's words
 
 
 def test_folder_with_split_subfolders(tmp_path):
