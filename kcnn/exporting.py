@@ -64,6 +64,9 @@ def export(model, path, format="saved_model", *, overwrite=False, top_k=5, verbo
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; received format={format!r}.")
     checks.positive_int("top_k", top_k)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a file or directory path (str or os.PathLike); "
+                         f"received path={path!r}.")
     path = os.path.abspath(os.fspath(path))
     if format == "keras" and not path.endswith(".keras"):
         raise ValueError(f"path must end in '.keras' for format='keras'; received {path!r}.")

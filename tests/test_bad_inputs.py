@@ -602,17 +602,7 @@ CASES = [
 # Rows whose call still ends badly, each with the change it waits for in a module
 # this test does not own. Strict: once fixed, the row passes, the xfail turns red,
 # and the entry is deleted here.
-GAPS = {
-    "train out_dir is a file": "kcnn/training/train.py: os.makedirs' FileExistsError",
-    "train overwrite str": "kcnn/training/train.py: overwrite is not checked; trains on",
-    "train verbose": "kcnn/training/train.py: verbose is not checked; trains on",
-    "train callbacks not callbacks": "kcnn/training/train.py: Keras's AttributeError",
-    "export path wrong type": "kcnn/exporting.py: os.fspath's TypeError, no argument name",
-    "pipeline num_classes too few": "kcnn/data/pipeline.py: num_classes < the source's "
-                                    "classes is accepted",
-    "load_state_dict wrong type": "kcnn/weights/torch_state_dict.py: AttributeError",
-    "list_weights wrong type": "kcnn/weights/hub.py: fnmatch's TypeError",
-}
+GAPS = {}  # row id: the fix it needs (a strict expected failure until made)
 
 
 def _rows(cases):
@@ -878,10 +868,7 @@ CLI_CASES = [
 ]
 
 
-CLI_GAPS = {
-    "train out is a file": "kcnn/training/train.py: os.makedirs' FileExistsError",
-    "preview size 0": "kcnn/cli/preview.py: `args.size or ...` takes 0 as the default",
-}
+CLI_GAPS = {}  # as GAPS, for the command line
 
 
 @pytest.mark.parametrize("argv, pattern", [

@@ -1,5 +1,6 @@
 """`kcnn preview [--data SOURCE] [--augment ...] --out PNG`: what the model will see."""
 
+from kcnn import checks
 from kcnn.cli import _shared
 from kcnn.data import augment as augment_ops
 from kcnn.data.pipeline import preview
@@ -29,6 +30,8 @@ def register(commands):
 
 
 def _preview(args):
+    checks.positive_int("size", args.size, optional=True)
+    checks.positive_int("resize", args.resize, optional=True)
     source = load(args.data, split=args.split)
     preprocessing = None
     if args.size is not None or args.resize is not None:

@@ -419,6 +419,9 @@ def _check_labels(one_hot, num_classes, source_classes):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"one_hot=True needs num_classes, a positive integer (a Source "
                          f"brings its own); received num_classes={num_classes!r}.")
+    if source_classes and num_classes < source_classes:
+        raise ValueError(f"num_classes={num_classes} is fewer than the data's "
+                         f"{source_classes} classes: one-hot labels need one column for each.")
     return num_classes
 
 

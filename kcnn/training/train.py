@@ -116,6 +116,13 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     if mixed_precision and not isinstance(model, str):
         raise ValueError("mixed_precision needs the model by name (e.g. 'alexnet') so that "
                          "it is built under the policy; received a built model.")
+    checks.one_of("overwrite", overwrite, (False, True))
+    checks.one_of("verbose", verbose, ("auto", 0, 1, 2, False, True))
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise ValueError(f"callbacks must hold keras.callbacks.Callback instances; "
+                             f"received {callback!r} in callbacks.")
     placement = distribute.resolve(strategy)
     finished = _prepare_out_dir(out_dir, overwrite)
     keras.utils.set_random_seed(seed)
@@ -209,6 +216,9 @@ def _even_batches(source, batch_size, replicas):
 def _prepare_out_dir(out_dir, overwrite):
     if not out_dir:
         return None
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"out_dir must be a directory (it is made if missing); received "
+                         f"out_dir={out_dir!r}, which is a file.")
     finished = os.path.join(out_dir, FINISHED)
     if os.path.exists(finished) and not overwrite:
         raise ValueError(

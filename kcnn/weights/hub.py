@@ -228,6 +228,9 @@ def unregister(model_name, tag):
 
 def list_weights(pattern="*"):
     """The entries of the builders matching the shell-style `pattern`, in table order."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern must be a shell-style string such as 'resnet*'; "
+                         f"received pattern={pattern!r}.")
     return [e for e in _ENTRIES.values() if fnmatch.fnmatchcase(e.model_name, pattern)]
 
 

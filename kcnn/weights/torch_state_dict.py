@@ -68,6 +68,9 @@ def load_state_dict(model, state_dict, *, source="state dict", skip_unmatched=Fa
     `skip_unmatched=True` ignores tensors of modules the model does not have
     (a classifier when the model was built with `include_top=False`).
     """
+    if not hasattr(state_dict, "items"):
+        raise ValueError(f"state_dict must be a mapping of torchvision names to tensors "
+                         f"(e.g. torch.load(path)); received state_dict={state_dict!r}.")
     state = {_current_name(k): _to_numpy(v) for k, v in state_dict.items()
              if k.rsplit(".", 1)[-1] not in _UNUSED}
     layer_names = {layer.name for layer in _weighted_layers(model)}
