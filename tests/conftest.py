@@ -31,22 +31,6 @@ settings.load_profile("kcnn")
 gc.freeze()
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "tf_only: process-heavy orchestration, run on the TensorFlow backend only",
-    )
-
-
-def pytest_collection_modifyitems(config, items):
-    if BACKEND == "tensorflow":
-        return
-    skip = pytest.mark.skip(reason="TensorFlow backend only (keeps CI in budget)")
-    for item in items:
-        if "tf_only" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a cleared session, a fixed seed and channels_last."""
