@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import kcnn
-from kcnn.inspect import without_weights
 from kcnn.layers import GroupedConv2D, LocalResponseNormalization
-from tests.utils import trainable_count
+from tests.utils import counted_once, reference_count, trainable_count
 
 # torchvision's AlexNet state dict: weighted module -> (Keras kernel shape).
 TORCHVISION_KERNELS = {
@@ -28,18 +27,6 @@ TORCHVISION_KERNELS = {
     "classifier_6": (4096, 1000),
 }
 
-# Counted from the weights' shapes of a model built without weights
-# (kcnn.inspect.without_weights): nothing is allocated, and the count is the
-# same on every backend.
-counted_once = pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="backend-independent: parameters counted from weight shapes, read without "
-           "allocating weights; runs once, on torch")
-
-
-def reference_count(name, **kwargs):
-    with without_weights():
-        return trainable_count(kcnn.create_model(name, **kwargs))
 
 
 def _images(size, channels=3, batch=1):

@@ -6,20 +6,8 @@ import pytest
 
 import kcnn
 from kcnn.inspect import without_weights
-from tests.utils import trainable_count
+from tests.utils import counted_once, reference_count
 
-# Counted from the weights' shapes of a model built without weights
-# (kcnn.inspect.without_weights): nothing is allocated, and the count is the
-# same on every backend.
-counted_once = pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="backend-independent: parameters counted from weight shapes, read without "
-           "allocating weights; runs once, on torch")
-
-
-def reference_count(name, **kwargs):
-    with without_weights():
-        return trainable_count(kcnn.create_model(name, **kwargs))
 
 
 def forward(model, x):

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 import kcnn
-from kcnn.inspect import without_weights
-from tests.utils import trainable_count
+from tests.utils import counted_once, reference_count
 
 # torchvision's parameter counts at 224x224 and 1000 classes.
 REFERENCE_COUNTS = {
@@ -26,18 +25,6 @@ VGG11_BN_WEIGHTED = {
     "features_26", "classifier_0", "classifier_3", "classifier_6",
 }
 
-# Counted from the weights' shapes of a model built without weights
-# (kcnn.inspect.without_weights): nothing is allocated, and the count is the
-# same on every backend.
-counted_once = pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="backend-independent: parameters counted from weight shapes, read without "
-           "allocating weights; runs once, on torch")
-
-
-def reference_count(name, **kwargs):
-    with without_weights():
-        return trainable_count(kcnn.create_model(name, **kwargs))
 
 
 @pytest.fixture(scope="module")
