@@ -11,13 +11,13 @@ with `jit_compile=True`), one call per batch, not an eager call of the model.
 """
 
 import os
-import re
 import warnings
 
 import numpy as np
 
 from kcnn import checks
 from kcnn.data import Source, eval_pipeline, load
+from kcnn.data.sources import unreadable_images
 from kcnn.loading import MissingFileError, as_model
 from kcnn.models._common import ends_in_softmax
 
@@ -131,18 +131,10 @@ def _check_images_decode(paths):
 
     Run only after the pipeline failed (files are decoded once, in tf.data,
     which fails with TensorFlow's message and no file name)."""
-    import tensorflow as tf
-
-    bad = []
-    for path in paths:
-        try:
-            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, tf.errors.OpError) as e:
-            reason = re.sub(r"\{\{.*?\}\}\s*|\s*\[Op:.*", "", e.message or "").strip()
-            bad.append(f"{path} ({reason or type(e).__name__})")
+    bad = unreadable_images(paths)
     if bad:
         raise ValueError(f"images: {len(bad)} file(s) are not images kcnn can decode (JPEG, "
-                         f"PNG, BMP, GIF): {'; '.join(bad)}.")
+                         f"PNG, BMP, GIF): {'; '.join(f'{p} ({r})' for p, r in bad)}.")
 
 
 def _preprocessing(model):
