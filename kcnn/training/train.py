@@ -187,7 +187,7 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
         callbacks=[epoch_order] + rate_callbacks + _callbacks(recipe, monitor, out_dir)
-        + list(callbacks))
+        + callbacks)
     if history.epoch and not history.history.get("loss"):  # unknown size, less than a batch
         raise ValueError(
             f"data gave no batch of batch_size={batch_size} (batches drop their "
