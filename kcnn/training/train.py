@@ -330,12 +330,33 @@ def _callbacks(recipe, monitor, out_dir):
     if out_dir:
         callbacks += [
             keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-            keras.callbacks.ModelCheckpoint(os.path.join(out_dir, "best.keras"),
-                                            monitor=monitor, save_best_only=True),
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(out_dir, "best.keras"), monitor=monitor, save_best_only=True,
+                initial_value_threshold=_best_before_resume(out_dir, monitor)),
             keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
         ]
     return callbacks
+
+
+def _best_before_resume(out_dir, monitor):
+    """The best (lowest) `monitor` of the epochs a resumed run already trained, else None.
+
+    Keras's `ModelCheckpoint` starts each `fit` with no best value, so after a
+    restart its first epoch would replace `best.keras` even when it is worse
+    than the best epoch before the interruption. The run resumes exactly when
+    `BackupAndRestore`'s backup is there; its epochs so far are the CSV log's
+    rows from its last epoch 0 (as in `_whole_run`). `monitor` is a loss.
+    """
+    log = os.path.join(out_dir, "log.csv")
+    if not (os.path.isdir(os.path.join(out_dir, "backup")) and os.path.exists(log)):
+        return None
+    with open(log, newline="") as f:
+        rows = list(csv.DictReader(f))
+    first = max((i for i, row in enumerate(rows) if row.get("epoch") == "0"), default=0)
+    values = [float(row[monitor]) for row in rows[first:] if row.get(monitor)]
+    values = [v for v in values if np.isfinite(v)]
+    return min(values) if values else None
 
 
 def _finish_run(model, history, out_dir, finished, val_ds, steps_per_epoch):

@@ -165,3 +165,34 @@ def test_a_killed_run_resumes_where_it_stopped_and_ends_as_if_never_killed(tmp_p
     diff = max(float(np.abs(a - b).max())
                for a, b in zip(killed_model.get_weights(), never_model.get_weights()))
     assert diff < 1e-5
+
+
+def _checkpoint_after_one_epoch(out_dir):
+    """Fit a tiny model one epoch with the `best.keras` checkpoint `kcnn.train` makes."""
+    from kcnn.training.recipes import get_recipe
+    from kcnn.training.train import _callbacks
+
+    checkpoint, = [c for c in _callbacks(get_recipe("default"), "loss", out_dir)
+                   if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.ones((8, 4), "float32")
+    model.fit(x, np.zeros(8, "int32"), epochs=1, verbose=0, callbacks=[checkpoint])
+    return os.path.exists(os.path.join(out_dir, "best.keras"))
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_of_the_epochs_before_the_restart(tmp_path):
+    out_dir = os.fspath(tmp_path)
+    with open(os.path.join(out_dir, "log.csv"), "w") as f:
+        # An older run that overwrite=True replaced, then the interrupted run's epochs.
+        f.write("epoch,loss\n0,0.0000001\n0,3.0\n1,0.001\n")
+    os.mkdir(os.path.join(out_dir, "backup"))  # BackupAndRestore's: the run resumes
+    # The epoch after the restart (a loss far above 0.001) is no new best.
+    assert not _checkpoint_after_one_epoch(out_dir)
+    with open(os.path.join(out_dir, "log.csv"), "a") as f:  # a later run, interrupted worse
+        f.write("0,50.0\n1,40.0\n")
+    # Better than that run's best (the older 0.0000001 belongs to a replaced run).
+    assert _checkpoint_after_one_epoch(out_dir)
+    os.remove(os.path.join(out_dir, "best.keras"))
+    os.rmdir(os.path.join(out_dir, "backup"))  # a fresh run: its first epoch is the best so far
+    assert _checkpoint_after_one_epoch(out_dir)
