@@ -1,6 +1,6 @@
-"""A grouped 2D convolution that is fast on every backend."""
+"""Grouped and depthwise 2D convolutions that are fast on every backend."""
 
-__all__ = ["GroupedConv2D"]
+__all__ = ["DepthwiseConv2D", "GroupedConv2D"]
 
 import keras
 from keras import ops
@@ -57,3 +57,104 @@ class GroupedConv2D(keras.layers.Conv2D):
                             strides=list(self.strides), padding=self.padding,
                             data_format=self.data_format,
                             dilation_rate=self.dilation_rate)
+
+
+# Backends on which a depthwise convolution runs fastest as a sum of shifted,
+# strided slices of the input, each times its per-channel tap: XLA's CPU
+# depthwise convolution (`feature_group_count=C`) is many times slower than the
+# loop XLA fuses the slices into, while TensorFlow's and torch's own depthwise
+# kernels beat nine separate multiply-adds (benchmarks/README.md).
+_SLICED_DEPTHWISE_BACKENDS = ("jax",)
+
+
+def _same_padding(size, kernel, stride):
+    """Keras's (TensorFlow's) "same" padding of one axis: (before, after), extra after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=None,
+                   dilation_rate=1, sliced=None):
+    """`ops.depthwise_conv`, natively or as a sum of shifted strided slices.
+
+    `kernel` has DepthwiseConv2D's layout (kh, kw, channels, depth_multiplier);
+    output channel c * depth_multiplier + j is input channel c times tap
+    kernel[..., c, j], as in Keras. `sliced=None` picks the fast form for this
+    backend (JAX, without dilation).
+    """
+    if data_format is None:
+        data_format = keras.config.image_data_format()
+    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
+    dilation = ((dilation_rate, dilation_rate) if isinstance(dilation_rate, int)
+                else tuple(dilation_rate))
+    if sliced is None:
+        sliced = (keras.backend.backend() in _SLICED_DEPTHWISE_BACKENDS
+                  and dilation == (1, 1))
+    if not sliced:
+        return ops.depthwise_conv(inputs, kernel, strides=strides, padding=padding,
+                                  data_format=data_format, dilation_rate=dilation)
+    if dilation != (1, 1):
+        raise ValueError(f"the sliced depthwise convolution takes no dilation; "
+                         f"received dilation_rate={dilation_rate}.")
+    return _sliced_depthwise(inputs, kernel, strides, padding.lower(), data_format)
+
+
+def _sliced_depthwise(x, kernel, strides, padding, data_format):
+    kh, kw, channels, multiplier = kernel.shape
+    x = ops.convert_to_tensor(x)
+    last = data_format == "channels_last"
+    rows, cols = (1, 2) if last else (2, 3)
+    axis = 3 if last else 1
+    if multiplier > 1:  # channel c * m + j holds input channel c
+        x = ops.repeat(x, multiplier, axis=axis)
+    taps = ops.reshape(kernel, (kh, kw, channels * multiplier))
+    if padding == "same":
+        pads = [[0, 0]] * 4
+        pads[rows] = list(_same_padding(x.shape[rows], kh, strides[0]))
+        pads[cols] = list(_same_padding(x.shape[cols], kw, strides[1]))
+        x = ops.pad(x, pads)
+    out_h = (x.shape[rows] - kh) // strides[0] + 1
+    out_w = (x.shape[cols] - kw) // strides[1] + 1
+    tap_shape = (1, 1, 1, -1) if last else (1, -1, 1, 1)
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            index = [slice(None)] * 4
+            index[rows] = slice(i, i + (out_h - 1) * strides[0] + 1, strides[0])
+            index[cols] = slice(j, j + (out_w - 1) * strides[1] + 1, strides[1])
+            term = x[tuple(index)] * ops.reshape(taps[i, j], tap_shape)
+            total = term if total is None else total + term
+    return total
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` that runs fast on every backend.
+
+    The same arguments, weights (kernel (kh, kw, channels, depth_multiplier),
+    bias), config and outputs as Keras's layer, so weight files, torchvision
+    conversions and `.keras` files do not depend on the backend (a file saved
+    with Keras's layer loads as Keras's layer, unchanged). Only the
+    computation differs: on JAX the convolution is the sum of kh * kw shifted,
+    strided slices of the padded input, each times its per-channel tap, which
+    XLA fuses into one loop, several times faster than XLA's own CPU depthwise
+    convolution forward and backward (measurements: benchmarks/README.md);
+    TensorFlow and torch keep their own kernels, which are the fast ones there.
+    Outputs and gradients of both forms agree within float32 rounding
+    (`tests/layers/test_conv.py`).
+    """
+
+    _sliced = None  # None: the backend's fast form (`depthwise_conv`); tests force one
+
+    def call(self, inputs):
+        outputs = depthwise_conv(inputs, self.kernel, strides=self.strides,
+                                 padding=self.padding, data_format=self.data_format,
+                                 dilation_rate=self.dilation_rate, sliced=self._sliced)
+        if self.use_bias:
+            bias_shape = ((1, 1, 1, -1) if self.data_format == "channels_last"
+                          else (1, -1, 1, 1))
+            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs

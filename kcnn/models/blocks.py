@@ -11,6 +11,7 @@ torch backend), so converting a state dict is a mapping of names.
 
 import keras
 
+from kcnn.layers.conv import DepthwiseConv2D
 from kcnn.layers.normalization import BatchNormalization
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
@@ -125,12 +126,13 @@ def depthwise_conv2d(x, kernel_size, *, strides=1, padding=0, use_bias=True,
                      name):
     """torch's `Conv2d(C, C, kernel_size, stride, padding, groups=C)`.
 
-    A `DepthwiseConv2D`, not `Conv2D(groups=C)`: TensorFlow runs the grouped
-    form about 6x slower on CPU. Padding as in `conv2d`.
+    kcnn's `DepthwiseConv2D`, not `Conv2D(groups=C)`: TensorFlow runs the
+    grouped form about 6x slower on CPU, and kcnn's layer is Keras's with a
+    fast formulation on JAX. Padding as in `conv2d`.
     """
     init = initializers.depthwise(x.shape[channel_axis()], kernel_size)
     x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
-    return keras.layers.DepthwiseConv2D(
+    return DepthwiseConv2D(
         kernel_size, strides=strides, padding=pad_mode, use_bias=use_bias,
         name=name, **init,
     )(x)
