@@ -51,7 +51,8 @@ def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
 
 
 def batch_norm(x, name, epsilon=BN_EPSILON, momentum=BN_MOMENTUM):
-    """torch's `BatchNorm2d(eps, momentum=0.1)`; TensorFlow's fused kernel in inference."""
+    """torch's `BatchNorm2d(eps, momentum=0.1)`, with the backend's fused kernel
+    (TensorFlow's in inference, torch's in training and inference)."""
     return BatchNormalization(
         axis=channel_axis(), epsilon=epsilon, momentum=momentum, name=name
     )(x)
