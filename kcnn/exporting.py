@@ -29,6 +29,11 @@ and JAX (ONNX, whose converter fails on max pooling) the model goes through
 its `.keras` file into a TensorFlow process, automatically. An export never
 replaces what is at `path` unless `overwrite=True`, and a failed export leaves
 nothing behind: it is written to a temporary sibling and renamed into place.
+
+SavedModel and ONNX run the model with its batch norms folded into the
+convolutions before them (`kcnn.fold_batch_norm`; in the TensorFlow process
+where the export goes through one): no batch-norm op is left in the graph. The
+`.keras` format keeps them, as the `.keras` file saved on the way does.
 """
 
 import os
@@ -41,6 +46,7 @@ import keras
 import numpy as np
 
 from kcnn import checks, loading
+from kcnn.folding import fold_batch_norm
 
 FORMATS = ("saved_model", "onnx", "keras")
 
@@ -90,6 +96,8 @@ def export(model, path, format="saved_model", *, overwrite=False, top_k=5, verbo
         if in_process:
             if model_file is not None:
                 model = keras.saving.load_model(model_file)
+            if format != "keras":
+                model = fold_batch_norm(model)
             _WRITERS[format](model, out, top_k=top_k, verbose=verbose)
         else:
             if model_file is None:

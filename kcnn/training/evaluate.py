@@ -8,6 +8,12 @@ The model runs compiled: Keras's predict function (`jax.jit` on JAX, a
 `tf.function` on TensorFlow, `torch.no_grad` on torch, where Keras compiles only
 with `jit_compile=True`), one call per batch, not an eager call of the model.
 `benchmarks/eval_speed.py` measures the difference.
+
+Both run the model with its batch norms folded into the convolutions before
+them (`kcnn.folding`): the same predictions to float32 rounding, one pass over
+the activations fewer. The folded model is built once per model and its
+weights are copied in afresh on every call, so a model trained between calls
+predicts with its new weights.
 """
 
 import os
@@ -18,6 +24,7 @@ import numpy as np
 from kcnn import checks
 from kcnn.data import Source, eval_pipeline, load
 from kcnn.data.sources import unreadable_images
+from kcnn.folding import inference_model
 from kcnn.loading import MissingFileError, as_model
 from kcnn.models._common import ends_in_softmax
 
@@ -47,7 +54,7 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
     source = data if isinstance(data, Source) else load(data, split=split)
     ds = eval_pipeline(source, _preprocessing(model), batch_size=batch_size,
                        ten_crop=ten_crop, channels=model.metadata.get("channels"))
-    probs, labels = _predict_batches(model, ds, ten_crop)
+    probs, labels = _predict_batches(inference_model(model), ds, ten_crop)
     names = _class_names(model)
     n = probs.shape[1]
     eps = 1e-12
@@ -115,7 +122,7 @@ def predict(model, images, *, top_k=5, batch_size=32):
     batches = eval_pipeline(ds, _preprocessing(model), batch_size=batch_size,
                             channels=model.metadata.get("channels"))
     try:
-        probs, _ = _predict_batches(model, batches, ten_crop=False)
+        probs, _ = _predict_batches(inference_model(model), batches, ten_crop=False)
     except tf.errors.OpError:
         if isinstance(images, np.ndarray):
             raise
