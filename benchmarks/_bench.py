@@ -18,22 +18,27 @@ import warnings
 import keras
 import numpy as np
 
-from kcnn.inspect import profile
-
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Other work on the machine skews every number (torch's OpenMP threads most of
 # all): the record keeps the load when the script started and when it ended.
 _LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 
 
-def add_common_arguments(parser):
-    """--quick / --full (the presets), --rounds, --warmup, --steps, --out, --no-save."""
+def add_common_arguments(parser, extra_presets=None):
+    """--quick / --full (the presets; extra_presets: {name: help} of the script's
+    own), --rounds, --warmup, --steps, --threads, --out, --no-save."""
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", dest="preset", action="store_const", const="quick",
                         help="small sizes for a 2-core CPU (the default)")
     preset.add_argument("--full", dest="preset", action="store_const", const="full",
                         help="the reference sizes, for a GPU machine")
+    for name, text in (extra_presets or {}).items():
+        preset.add_argument(f"--{name}", dest="preset", action="store_const", const=name,
+                            help=text)
     parser.set_defaults(preset="quick")
+    parser.add_argument("--threads", type=int,
+                        help="compute threads of torch and of TensorFlow's intra-op pool "
+                             f"(default: the CPUs this process may use, {usable_cpus()})")
     parser.add_argument("--rounds", type=int, help="timed rounds (default: the preset's)")
     parser.add_argument("--warmup", type=int,
                         help="untimed steps per contender and mode before timing, at least one "
@@ -61,6 +66,33 @@ def settings(args, presets):
         raise ValueError(f"--warmup must be >= 0; received {chosen['warmup']!r}.")
     chosen["preset"] = args.preset
     return chosen
+
+
+def usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def pin_threads(threads=None):
+    """Give torch and the backend the same number of compute threads; return it.
+
+    Left alone, torch takes one thread per physical core it detects and
+    TensorFlow one per logical CPU, which differ on some machines; pinning both
+    keeps a ratio from measuring thread counts. TensorFlow's pool must be sized
+    before its runtime starts (before the first op), so call this first. JAX's
+    CPU client has no thread setting after import: it uses every CPU, which is
+    the default here too.
+    """
+    threads = threads or usable_cpus()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    try:
+        import torch
+    except ImportError:
+        return threads
+    torch.set_num_threads(threads)
+    return threads
 
 
 def warm_up(step, warmup, steps=None, unit_seconds=None, max_steps=100):
@@ -135,8 +167,14 @@ def forward_flops(model):
 
     2 x the multiply-accumulates of the convolutions and dense layers, the
     convention of the papers (torchvision's "GFLOPS" are GMACs), from
-    `kcnn.inspect.profile`.
+    `kcnn.inspect.profile`; (None, why) where that cannot be imported (in
+    this kcnn, `kcnn.inspect` imports TensorFlow through `kcnn.data`, which the
+    GPU machines of gpu.sh lack).
     """
+    try:
+        from kcnn.inspect import profile
+    except ImportError as error:
+        return None, f"not counted: kcnn.inspect failed to import ({error})"
     return int(profile(model).flops), "kcnn.inspect.profile"
 
 
@@ -263,6 +301,7 @@ def machine():
         "device": device_name(),
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
+        "threads": _threads(),
         "load_average_at_start": _LOAD_AT_START,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
@@ -273,6 +312,17 @@ def machine():
         if module in sys.modules:
             info[module] = sys.modules[module].__version__
     return info
+
+
+def _threads():
+    """torch's and TensorFlow's compute threads, where loaded."""
+    threads = {}
+    if "torch" in sys.modules:
+        threads["torch"] = sys.modules["torch"].get_num_threads()
+    if "tensorflow" in sys.modules and keras.backend.backend() == "tensorflow":
+        threads["tensorflow_intra_op"] = (
+            sys.modules["tensorflow"].config.threading.get_intra_op_parallelism_threads())
+    return threads
 
 
 def _cpu_model():

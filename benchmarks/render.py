@@ -8,11 +8,14 @@ into the project's README.md, between the markers
     <!-- benchmarks:NAME:begin ... -->
     <!-- benchmarks:NAME:end -->
 
-(NAME: summary, lrn), so that no number there is copied by hand. --check
+(NAME: summary, lrn, b16), so that no number there is copied by hand. --check
 writes nothing and exits 1 when a file differs from what it would write
 (tests/test_benchmarks_readme.py checks the same). Reads throughput_<backend>.json,
-pipeline_<backend>.json, scaling_<backend>.json, lrn_<backend>.json and
-run.json, whichever are there. Needs neither kcnn nor any backend.
+throughput_b16_<backend>.json, pipeline_<backend>.json, scaling_<backend>.json,
+lrn_<backend>.json, build_time_<backend>.json, run.json and run_b16.json, whichever
+are there. The b16 region is always rendered, saying "Not run yet" before the
+first `run.py --b16`, so the README's marker never waits for a result file.
+Needs neither kcnn nor any backend.
 """
 
 import argparse
@@ -32,6 +35,10 @@ ALEXNET_PEAK_TARGET = 0.70
 # machine (benchmarks/README.md): the README's summary marks only ratios below
 # this as slower.
 TIE = 0.85
+# Result kinds whose name has an underscore (the rest: <kind>_<backend>.json).
+LONG_KINDS = ("throughput_b16", "build_time", "eval_speed")
+# The README's batch-16 table: kcnn at least as fast as the peers (issue 29).
+B16_TARGET = 1.0
 REGION = re.compile(r"(<!-- benchmarks:(\w+):begin[^\n]*-->\n)(.*?)(<!-- benchmarks:\2:end -->)",
                     re.DOTALL)
 
@@ -41,7 +48,11 @@ def load(results):
     found = {}
     for path in sorted(glob.glob(os.path.join(results, "*.json"))):
         stem = os.path.splitext(os.path.basename(path))[0]
-        kind, _, key = stem.partition("_")
+        kind = next((k for k in LONG_KINDS if stem.startswith(k + "_")), None)
+        if kind is None:
+            kind, _, key = stem.partition("_")
+        else:
+            key = stem[len(kind) + 1:]
         with open(path) as f:
             found.setdefault(kind, {})[key or kind] = json.load(f)
     return found
@@ -98,8 +109,9 @@ def machine_line(record):
             + f", load average {load_start} at start, {m.get('date', '?')[:10]}")
 
 
-def throughput_section(records):
-    out = ["## Throughput: kcnn against torchvision and keras.applications", ""]
+def throughput_section(records, title="Throughput: kcnn against torchvision and "
+                                      "keras.applications"):
+    out = [f"## {title}", ""]
     first = records[ordered(records)[0]]
     s = first["settings"]
     out.append(f"Images/s: median (min–max) of {rounds_text(s)}; batch {s['batch_size']}, "
@@ -322,6 +334,87 @@ def lrn_table(records):
     return table(["backend", "reference", "kcnn layer / reference", "target", "met"], rows)
 
 
+def b16_table(records):
+    """The issue's table: a row per model, kcnn / peer in training and inference on
+    every backend, side by side; "not run" where a backend has no file yet."""
+    keys = list(BACKENDS) + [k for k in ordered(records) if k not in BACKENDS]
+    header = ["model"] + [f"{key} / {peer} train / infer" for peer in PEERS for key in keys]
+    rows = []
+    models = _models(records) if records else []
+    for model in models:
+        row = [model]
+        for peer in PEERS:
+            for key in keys:
+                entry = _model(records[key], model) if key in records else None
+                if entry is None:
+                    row.append("not run")
+                    continue
+                ratios = entry["ratios"].get(peer)
+                if ratios is None:
+                    row.append("–")
+                    continue
+                row.append(" / ".join(b16_cell(ratios.get(mode))
+                                      for mode in ("train", "infer")))
+        rows.append(row)
+    return table(header, rows)
+
+
+def b16_cell(r):
+    if r is None:
+        return "–"
+    text = f"{r['of_medians']:.2f}"
+    return f"**{text}**" if r["of_medians"] < B16_TARGET else text
+
+
+def b16_lines(records):
+    """The README's batch-16 region: how it was measured and the table, or what to
+    run while no backend has a result."""
+    command = "`benchmarks/run.py --b16`"
+    if not records:
+        return [f"Not run yet: {command} writes "
+                f"`benchmarks/results/throughput_b16_<backend>.json` for each backend, "
+                f"and this table."]
+    first = records[ordered(records)[0]]
+    s = first["settings"]
+    missing = [b for b in BACKENDS if b not in records]
+    out = [f"kcnn / peer, images/s (median of {rounds_text(s)}), batch {s['batch_size']}, "
+           f"{s['image_size']}x{s['image_size']}, float32, the peers in the same process; "
+           f"{machine_line(first)}; **bold** below {B16_TARGET:g}, \"–\" where "
+           f"keras.applications has no such model. Produced by {command}; spreads and "
+           f"images/s in benchmarks/results/README.md."
+           + (f" Not run yet on {', '.join(missing)}." if missing else ""), "",
+           b16_table(records)]
+    return out
+
+
+def build_time_section(records):
+    first = records[ordered(records)[0]]
+    out = ["## Build time: a fresh process, then ResNet-50", "",
+           f"Seconds, median (min–max) of {first['processes']} fresh processes per "
+           f"contender, alternating kcnn and keras.applications: importing the package "
+           f"(kcnn, or keras) and building `{first['builders']['kcnn']}` against "
+           f"`{first['builders']['keras.applications']}`, then the first forward call "
+           f"(`predict_on_batch` of {first['batch_size']} image(s) of "
+           f"{'x'.join(str(d) for d in first['input_shape'])}: JAX compiles here). "
+           f"{machine_line(first)}. Ratio kcnn / keras.applications: below 1 kcnn is "
+           f"faster.", ""]
+    rows = []
+    for key in ordered(records):
+        r = records[key]
+        row = [key]
+        for phase in ("import", "build", "first_call"):
+            for contender in ("kcnn", "keras.applications"):
+                row.append(with_range(r["seconds"][contender][phase]))
+        for phase in ("import_and_build", "first_call"):
+            row.append(f"{r['ratios'][phase]:.2f}")
+        rows.append(row)
+    out.append(table(["backend", "import kcnn", "import keras", "build kcnn",
+                      "build keras.applications", "first call kcnn",
+                      "first call keras.applications", "import + build kcnn / k.a",
+                      "first call kcnn / k.a"], rows))
+    return out
+
+
 def run_section(run):
     failed = [j for j in run["jobs"] if j["returncode"]]
     line = (f"Produced by `benchmarks/run.py --{run['preset']}` in "
@@ -336,18 +429,27 @@ def render(results):
     """<results>/README.md: every table."""
     found = load(results)
     sections = []
-    if "run" in found:
+    if "run" in found.get("run", {}):
         sections.append(run_section(found["run"]["run"]))
     if "throughput" in found:
         sections.append(targets_section(found["throughput"], found.get("pipeline")))
         sections.append(throughput_section(found["throughput"]))
+    b16 = found.get("throughput_b16", {})
+    sections.append(["## Batch 16, 224x224, every backend", ""] + b16_lines(b16))
+    if b16:
+        if "b16" in found.get("run", {}):
+            sections[-1] += ["", run_section(found["run"]["b16"])[0]]
+        sections.append(throughput_section(
+            b16, "Batch 16, 224x224: images/s against torchvision and keras.applications"))
+    if "build_time" in found:
+        sections.append(build_time_section(found["build_time"]))
     if "pipeline" in found:
         sections.append(pipeline_section(found["pipeline"]))
     if "scaling" in found:
         sections.append(scaling_section(found["scaling"]))
     if "lrn" in found:
         sections.append(lrn_section(found["lrn"]))
-    if not sections:
+    if not found:
         raise ValueError(f"--results {results!r} holds no benchmark JSON files; run "
                          f"benchmarks/run.py first.")
     return "# Benchmarks\n\n" + "\n\n".join("\n".join(s) for s in sections) + "\n"
@@ -356,7 +458,7 @@ def render(results):
 def readme_regions(results):
     """{region name: markdown} for the project's README."""
     found = load(results)
-    regions = {}
+    regions = {"b16": "\n".join(b16_lines(found.get("throughput_b16", {})))}
     if "throughput" in found:
         regions["summary"] = "\n".join(summary(found))
     if "lrn" in found:
@@ -372,7 +474,8 @@ def summary(found):
     s = first["settings"]
     out = [f"Batch {s['batch_size']}, {s['image_size']}x{s['image_size']} inputs, "
            f"{rounds_text(s)}; {machine_line(first)}."
-           + (" " + run_section(found["run"]["run"])[0] if "run" in found else ""), ""]
+           + (" " + run_section(found["run"]["run"])[0]
+              if "run" in found.get("run", {}) else ""), ""]
     rows = []
     for model in _models(throughput):
         best = {mode: fastest(throughput, model, mode) for mode in ("train", "infer")}

@@ -4,12 +4,15 @@
     .venv/bin/python benchmarks/run.py --full    # the reference sizes, for a GPU machine
     .venv/bin/python benchmarks/run.py --quick --backends jax --only throughput \\
         --models resnet50 --rounds 1 --steps 1 --out /tmp/bench   # a smoke test
+    .venv/bin/python benchmarks/run.py --b16     # batch 16 at 224x224, the README's table
+    .venv/bin/python benchmarks/run.py --b16 --backends jax --models resnet50 mobilenet_v2
 
 For each backend (KERAS_BACKEND set per child) it runs throughput.py,
-pipeline.py, scaling.py and lrn.py one after the other, never two at once,
+pipeline.py, scaling.py, lrn.py and build_time.py one after the other, never two at once,
 writes their JSON files to --out (lrn.py always writes to benchmarks/results,
 so with another --out it runs with --no-save), keeps each child's output in
---out/logs/, records what ran in --out/run.json, and finally prints the
+--out/logs/, records what ran in --out/run.json (run_b16.json for --b16,
+which runs throughput.py alone), and finally prints the
 markdown tables of render.py and writes them to --out/README.md (and, when
 --out is benchmarks/results, into the project README's marked regions).
 Run it on a quiet machine: other work skews every number, torch's most.
@@ -27,7 +30,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 BACKENDS = ("tensorflow", "jax", "torch")
-BENCHMARKS = ("throughput", "pipeline", "scaling", "lrn")
+BENCHMARKS = ("throughput", "pipeline", "scaling", "lrn", "build_time")
+# The benchmarks a preset runs; --b16 is throughput.py's alone (the issue's table).
+PRESET_BENCHMARKS = {"quick": BENCHMARKS, "full": BENCHMARKS, "b16": ("throughput",)}
 # Lines of TensorFlow's, XLA's and CUDA's start-up chatter, kept in the logs only.
 NOISE = re.compile(r"^(?:[IWE]\d{4} |WARNING: All log messages|To enable the following"
                    r"|.*(?:cuda|CUDA|cuInit|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS)"
@@ -37,6 +42,11 @@ NOISE = re.compile(r"^(?:[IWE]\d{4} |WARNING: All log messages|To enable the fol
 def commands(args, backend, benchmark):
     """The child command line of one benchmark on one backend."""
     script = os.path.join(HERE, f"{benchmark}.py")
+    if benchmark == "build_time":  # fresh processes, no preset: --rounds of them
+        command = [sys.executable, script, "--out", args.out]
+        if args.rounds:
+            command += ["--rounds", str(args.rounds)]
+        return command
     if benchmark == "lrn":
         command = [sys.executable, script]
         if args.rounds:
@@ -87,10 +97,15 @@ def main():
                         help="small sizes for a 2-core CPU (the default)")
     preset.add_argument("--full", dest="preset", action="store_const", const="full",
                         help="the reference sizes, for a GPU machine")
+    preset.add_argument("--b16", dest="preset", action="store_const", const="b16",
+                        help="throughput.py alone at batch 16, 224x224 (the README's "
+                             "every-backend table): about 6-15 minutes a backend on a "
+                             "2-core CPU; writes throughput_b16_<backend>.json and "
+                             "run_b16.json")
     parser.set_defaults(preset="quick")
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
-    parser.add_argument("--only", nargs="+", default=list(BENCHMARKS), choices=BENCHMARKS,
-                        help="the benchmarks to run (default: all)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS,
+                        help="the benchmarks to run (default: all the preset has)")
     parser.add_argument("--out", default=RESULTS,
                         help=f"folder for the results (default {RESULTS})")
     parser.add_argument("--rounds", type=int, help="passed on to every benchmark")
@@ -102,6 +117,12 @@ def main():
     parser.add_argument("--timeout", type=float,
                         help="seconds after which a child is stopped (default: none)")
     args = parser.parse_args()
+    allowed = PRESET_BENCHMARKS[args.preset]
+    args.only = args.only or list(allowed)
+    for benchmark in args.only:
+        if benchmark not in allowed:
+            parser.error(f"--only {benchmark}: the --{args.preset} preset runs only "
+                         f"{', '.join(allowed)}.")
     args.out = os.path.abspath(args.out)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
 
@@ -109,7 +130,8 @@ def main():
     for backend in args.backends:
         for benchmark in args.only:
             command = commands(args, backend, benchmark)
-            log_path = os.path.join(args.out, "logs", f"{benchmark}_{backend}.log")
+            tag = "" if args.preset in ("quick", "full") else f"_{args.preset}"
+            log_path = os.path.join(args.out, "logs", f"{benchmark}{tag}_{backend}.log")
             print(f"== {benchmark} on {backend} (log: {log_path})", flush=True)
             returncode, seconds = run_child(command, backend, log_path, args.timeout)
             status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
@@ -121,7 +143,9 @@ def main():
                          "log": os.path.relpath(log_path, args.out)})
     record = {"preset": args.preset, "jobs": jobs,
               "seconds": round(time.perf_counter() - start, 1)}
-    with open(os.path.join(args.out, "run.json"), "w") as f:
+    # A --b16 run keeps its own record, so the quick run's stays in the summary.
+    run_file = "run.json" if args.preset in ("quick", "full") else f"run_{args.preset}.json"
+    with open(os.path.join(args.out, run_file), "w") as f:
         json.dump(record, f, indent=2)
         f.write("\n")
     print(f"all done in {record['seconds'] / 60:.1f} min; failed: "

@@ -1,6 +1,6 @@
 """Training and inference images/s of kcnn's builders against torchvision and keras.applications.
 
-    KERAS_BACKEND=jax .venv/bin/python benchmarks/throughput.py [--quick | --full]
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/throughput.py [--quick | --full | --b16]
         [--models resnet50 vgg16] [--peers torchvision keras.applications]
         [--batch-size 8] [--image-size 128] [--rounds 3] [--steps 2] [--out DIR]
 
@@ -29,7 +29,10 @@ of the convolutions and dense layers, a training image as 3 forward passes
 peak (2048 x 2048, `_bench.Matmul`) is measured at the start with NumPy, torch
 and the backend's library; the fastest of them then runs in every round as one
 more contender, and the share of the peak is the median of the per-round
-shares. Writes `throughput_<backend>.json` in --out.
+shares. Writes `throughput_<backend>.json` in --out; with --b16 (batch 16,
+224x224, the issue's table) `throughput_b16_<backend>.json`. torch and
+TensorFlow get the same number of compute threads (--threads, default every
+usable CPU; `_bench.pin_threads`).
 """
 
 import os
@@ -56,7 +59,22 @@ PRESETS = {
                   warmup=1),
     "full": dict(batch_size=64, image_size=224, rounds=5, steps=None, unit_seconds=3.0,
                  warmup=3),
+    # The issue's table: ImageNet's input size at a batch a 2-core CPU trains in
+    # seconds. One step a round (VGG-16 trains at about 1 img/s there), and
+    # rounds enough for a median; each backend's run of the six models is sized
+    # to about 12 minutes on that machine (benchmarks/README.md).
+    "b16": dict(batch_size=16, image_size=224, rounds=3, steps=1, unit_seconds=None,
+                warmup=1),
+    # benchmarks/gpu.sh on one H100 with 5 minutes for everything: a batch that
+    # fills the GPU, and short rounds (the compile of the first call dominates).
+    "gpu": dict(batch_size=64, image_size=224, rounds=3, steps=None, unit_seconds=1.0,
+                warmup=2),
 }
+# The presets whose results are kept apart from the quick/full table: their file
+# is throughput_<preset>_<backend>.json.
+OWN_FILE = ("b16", "gpu")
+# --precision: the Keras dtype policy, and the dtype torch's autocast gives the peer.
+PRECISIONS = {"float32": None, "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 # torchvision's builders have kcnn's names; googlenet without its training-only
 # auxiliary heads (kcnn's default), initialised as torchvision's own check wants.
@@ -92,8 +110,11 @@ def keras_steps(model, x, y):
     return (lambda: model.train_on_batch(x, y)), (lambda: model.predict_on_batch(x))
 
 
-def torch_steps(name, x_nchw, y):
-    """(training step, inference step, trainable parameters) of torchvision's `name`."""
+def torch_steps(name, x_nchw, y, autocast=None):
+    """(training step, inference step, trainable parameters) of torchvision's `name`;
+    under `torch.autocast` to the dtype named by `autocast` if given, with a
+    gradient scaler for float16 (what Keras's mixed_float16 does with its
+    LossScaleOptimizer)."""
     import torch
     import torchvision
 
@@ -103,18 +124,23 @@ def torch_steps(name, x_nchw, y):
     net = net.to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     x, y = torch.from_numpy(x_nchw).to(device), torch.from_numpy(y).to(device)
+    cast = torch.autocast(device_type=device, dtype=getattr(torch, autocast or "float32"),
+                          enabled=autocast is not None)
+    scaler = torch.amp.GradScaler(device, enabled=autocast == "float16")
 
     def train():
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(net(x), y)
-        loss.backward()
-        optimizer.step()
+        with cast:
+            loss = torch.nn.functional.cross_entropy(net(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return loss.item()
 
     def infer():
         net.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), cast:
             out = net(x)
         _bench.torch_sync(device)
         return out
@@ -122,7 +148,7 @@ def torch_steps(name, x_nchw, y):
     return train, infer, sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def build_contenders(name, peers, shape, x, y):
+def build_contenders(name, peers, shape, x, y, autocast=None):
     """{contender: {"train", "infer" steps, "params", "trainable_params", "flops",
     "flops_source", ...}} and {peer: why it is missing}."""
     contenders, missing = {}, {}
@@ -136,7 +162,7 @@ def build_contenders(name, peers, shape, x, y):
         x_nchw = x if keras.config.image_data_format() == "channels_first" \
             else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         try:
-            train, infer, trainable = torch_steps(name, x_nchw, y)
+            train, infer, trainable = torch_steps(name, x_nchw, y, autocast)
         except Exception as error:  # a missing or broken peer must not stop the run
             missing["torchvision"] = f"failed: {error!r}"
         else:
@@ -181,7 +207,8 @@ def benchmark_model(name, peers, config, matmul):
     y = rng.integers(0, 1000, size=batch).astype("int64")
 
     start = time.perf_counter()
-    contenders, missing = build_contenders(name, peers, shape, x, y)
+    contenders, missing = build_contenders(name, peers, shape, x, y,
+                                           PRECISIONS[config["precision"]])
     build_s = time.perf_counter() - start
 
     # Warm-up (JAX compiles, TensorFlow traces): the first call's time is kept.
@@ -216,16 +243,20 @@ def benchmark_model(name, peers, config, matmul):
     for contender, entry in contenders.items():
         out = {k: entry[k] for k in ("params", "trainable_params", "flops_source", "builder",
                                      "note") if k in entry}
-        out["forward_gflops_per_image"] = _bench.significant(entry["flops"] / 1e9)
+        counted = entry["flops"] is not None
+        out["forward_gflops_per_image"] = (_bench.significant(entry["flops"] / 1e9)
+                                           if counted else None)
         for mode in config["modes"]:
-            per_image = entry["flops"] * (3 if mode == "train" else 1)
-            achieved = [r * per_image / 1e9 for r in rates[(contender, mode)]]
             out[mode] = {"images_per_s": _bench.spread(rates[(contender, mode)]),
                          "steps_per_round": steps[(contender, mode)],
                          "first_call_seconds": round(first_call[(contender, mode)], 2),
-                         "gflops": _bench.spread(achieved)["median"],
-                         "fraction_of_peak": _bench.spread(
-                             [a / p for a, p in zip(achieved, peaks)])["median"]}
+                         "gflops": None, "fraction_of_peak": None}
+            if counted:
+                per_image = entry["flops"] * (3 if mode == "train" else 1)
+                achieved = [r * per_image / 1e9 for r in rates[(contender, mode)]]
+                out[mode]["gflops"] = _bench.spread(achieved)["median"]
+                out[mode]["fraction_of_peak"] = _bench.spread(
+                    [a / p for a, p in zip(achieved, peaks)])["median"]
         record["contenders"][contender] = out
     for peer in contenders:
         if peer != "kcnn":
@@ -252,16 +283,22 @@ def print_record(record, modes):
             m = entry[mode]
             r = record["ratios"].get(contender, {}).get(mode)
             ratio_text = f"{r['of_medians']:9.2f}" if r else ""
+            flops_text = (f"{m['gflops']:8.1f} {100 * m['fraction_of_peak']:6.1f}%"
+                          if m["gflops"] is not None else f"{'–':>8s} {'–':>7s}")
             print(f"  {contender:20s} {mode:6s} {m['images_per_s']['median']:8.2f} "
                   f"{m['images_per_s']['min']:8.2f} {m['images_per_s']['max']:8.2f} "
-                  f"{m['gflops']:8.1f} {100 * m['fraction_of_peak']:6.1f}% {ratio_text}")
+                  f"{flops_text} {ratio_text}")
     for peer, why in record["missing_peers"].items():
         print(f"  no {peer}: {why}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    _bench.add_common_arguments(parser)
+    _bench.add_common_arguments(parser, {
+        "b16": "batch 16 at 224x224 on a 2-core CPU, the README's table for every backend; "
+               "throughput_b16_<backend>.json",
+        "gpu": "batch 64 at 224x224, short rounds: benchmarks/gpu.sh's preset; "
+               "throughput_gpu_<backend>.json"})
     parser.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME",
                         help=f"any of {', '.join(MODELS)} (default: all)")
     parser.add_argument("--peers", nargs="*", default=list(PEERS), metavar="PEER",
@@ -275,6 +312,10 @@ def main():
                              "take about this long (default: the preset's)")
     parser.add_argument("--data-format", choices=["channels_last", "channels_first"],
                         help="Keras image data format (default: keras.config's)")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="float32",
+                        help="the Keras dtype policy of kcnn and keras.applications; "
+                             "torchvision runs under torch.autocast to the same compute "
+                             "dtype (default float32)")
     args = parser.parse_args()
     for model in args.models:
         if model not in MODELS:
@@ -288,8 +329,12 @@ def main():
     if config["steps"] is None and not config["unit_seconds"] > 0:
         raise ValueError(f"--unit-seconds must be positive; received {config['unit_seconds']!r}.")
     config["modes"] = args.modes
+    config["precision"] = args.precision
     if args.data_format:
         keras.config.set_image_data_format(args.data_format)
+
+    config["threads"] = _bench.pin_threads(args.threads)
+    keras.config.set_dtype_policy(args.precision)
 
     backend = keras.backend.backend()
     print(f"throughput on {backend} ({keras.config.image_data_format()}), {config}")
@@ -304,7 +349,8 @@ def main():
         record = benchmark_model(name, args.peers, config, matmul)
         print_record(record, config["modes"])
         records.append(record)
-        keras.backend.clear_session()
+        keras.backend.clear_session()  # resets the dtype policy too
+        keras.config.set_dtype_policy(args.precision)
         gc.collect()
 
     result = {"benchmark": "throughput", "settings": config,
@@ -314,7 +360,9 @@ def main():
               "matmul_peak": peak, "models": records,
               "seconds": round(time.perf_counter() - start, 1)}
     suffix = "" if keras.config.image_data_format() == "channels_last" else "_channels_first"
-    _bench.save(result, args.out, f"throughput_{backend}{suffix}", args.no_save)
+    suffix += "" if args.precision == "float32" else f"_{args.precision}"
+    kind = f"throughput_{config['preset']}" if config["preset"] in OWN_FILE else "throughput"
+    _bench.save(result, args.out, f"{kind}_{backend}{suffix}", args.no_save)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ benchmarks/results/*.json, not copies: a new result without a re-render, or a
 hand-edited figure, fails here."""
 
 import importlib.util
+import json
 import os
 
 import keras
@@ -43,5 +44,28 @@ def test_a_hand_edited_figure_makes_the_readme_stale(render, tmp_path):
 def test_a_readme_without_the_markers_is_refused(render, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# kcnn\n\nNo benchmarks here.\n")
-    with pytest.raises(ValueError, match=r"lacks the regions \['lrn', 'summary'\]"):
+    with pytest.raises(ValueError, match=r"lacks the regions \['b16', 'lrn', 'summary'\]"):
         render.stale(render.RESULTS, str(readme))
+
+
+def test_the_batch_16_region_exists_before_any_batch_16_result(render, tmp_path):
+    regions = render.readme_regions(str(tmp_path))
+    assert list(regions) == ["b16"]
+    assert regions["b16"].startswith("Not run yet: `benchmarks/run.py --b16`")
+
+
+def test_the_batch_16_table_has_every_backend_and_a_row_per_model(render, tmp_path):
+    # A quick-preset file has the batch-16 file's layout: one backend's result.
+    with open(os.path.join(render.RESULTS, "throughput_jax.json")) as f:
+        record = f.read()
+    (tmp_path / "throughput_b16_jax.json").write_text(record)
+    text = render.readme_regions(str(tmp_path))["b16"]
+    header, _, *rows = [line for line in text.splitlines() if line.startswith("|")]
+    assert header == "| model | " + " | ".join(
+        f"{backend} / {peer} train / infer" for peer in render.PEERS
+        for backend in render.BACKENDS) + " |"
+    models = [row.split(" | ")[0].strip("| ") for row in rows]
+    assert models == [m["model"] for m in json.loads(record)["models"]]
+    # jax is measured; tensorflow and torch are not, in both peers' columns.
+    assert all(row.count("not run") == 4 for row in rows)
+    assert "Not run yet on tensorflow, torch." in text

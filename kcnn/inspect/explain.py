@@ -7,7 +7,6 @@ import numpy as np
 
 from kcnn.inspect import plotting
 from kcnn.inspect.gradcam import gradcam
-from kcnn.data.sources import unreadable_images
 from kcnn.loading import MissingFileError, as_model
 
 
@@ -29,6 +28,7 @@ def explain(model, images, out_dir, *, layer=None, class_index=None, alpha=0.4):
         One dict per image: `image`, `overlay` (the PNG written), `class_index`,
         `class_name` and `probability` of the explained class.
     """
+    from kcnn.data.sources import unreadable_images  # TensorFlow: only when explaining
     model = as_model(model)
     paths = [os.fspath(images)] if isinstance(images, (str, os.PathLike)) else \
         [os.fspath(p) for p in images]
