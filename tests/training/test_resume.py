@@ -174,7 +174,9 @@ def _checkpoint_after_one_epoch(out_dir):
 
     checkpoint, = [c for c in _callbacks(get_recipe("default"), "loss", out_dir)
                    if isinstance(c, keras.callbacks.ModelCheckpoint)]
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    # Zero weights: the one epoch's loss is log(2) = 0.693 on every backend.
+    model = keras.Sequential([keras.Input((4,)),
+                              keras.layers.Dense(2, "softmax", kernel_initializer="zeros")])
     model.compile("sgd", "sparse_categorical_crossentropy")
     x = np.ones((8, 4), "float32")
     model.fit(x, np.zeros(8, "int32"), epochs=1, verbose=0, callbacks=[checkpoint])
@@ -187,7 +189,7 @@ def test_a_resumed_run_keeps_the_best_checkpoint_of_the_epochs_before_the_restar
         # An older run that overwrite=True replaced, then the interrupted run's epochs.
         f.write("epoch,loss\n0,0.0000001\n0,3.0\n1,0.001\n")
     os.mkdir(os.path.join(out_dir, "backup"))  # BackupAndRestore's: the run resumes
-    # The epoch after the restart (a loss far above 0.001) is no new best.
+    # The epoch after the restart (log(2), far above 0.001) is no new best.
     assert not _checkpoint_after_one_epoch(out_dir)
     with open(os.path.join(out_dir, "log.csv"), "a") as f:  # a later run, interrupted worse
         f.write("0,50.0\n1,40.0\n")
