@@ -41,11 +41,11 @@ the number of each kind in the HLO. `--hlo-dir` also writes the optimized
 HLO text there.
 
 A/B in one process: `--pointwise-ab` builds a second model whose 1x1
-convolutions are a strided slice and a matmul (`pointwise_as_matmul`, the
-change proposed for kcnn's Conv2D on JAX; `--pointwise-as-matmul` makes the
-only model so) and adds `kcnn_train_pw` / `kcnn_infer_pw`; `--layout-ab` a
+convolutions are a strided slice and a matmul (what kcnn's Conv2D does on
+JAX; the first model runs Keras's convolution; `--pointwise-as-matmul` makes
+the only model so) and adds `kcnn_train_pw` / `kcnn_infer_pw`; `--layout-ab` a
 second model built channels_first (`kcnn_train_cf` / `kcnn_infer_cf`).
-Findings and numbers: /work/tasks/h5_findings.md.
+Findings and numbers: the README of benchmarks/ and results/profile_jax.json.
 
 Writes (merges) the run under its --variant name into
 `results/profile_jax.json`.
@@ -188,32 +188,21 @@ def torch_contenders(name, x_nchw, y):
     return {"torch_train": train, "torch_infer": infer}
 
 
-def pointwise_as_matmul():
-    """Make every 1x1 `Conv2D` (groups 1, dilation 1) a strided slice and a matmul.
+def pointwise_as_matmul(on=True):
+    """Turn kcnn's 1x1 convolutions as a strided slice and a matmul on or off.
 
-    The same numbers (a 1x1 convolution is a matrix multiply over channels at
-    each pixel; "same" and "valid" agree for 1x1), but XLA:CPU computes its
-    weight gradient as a GEMM contracting over batch x height x width instead
-    of a convolution over transposed activations (see /work/tasks/h5_findings.md).
+    kcnn's `Conv2D` runs them so on JAX (`kcnn.layers.conv.
+    _POINTWISE_MATMUL_BACKENDS`); this script starts with it off (Keras's
+    convolution, the baseline it measured), and `--pointwise-as-matmul` /
+    `--pointwise-ab` turn it back on. The same numbers (a 1x1 convolution is a
+    matrix multiply over channels at each pixel), but XLA:CPU computes its
+    weight gradient as one GEMM over batch x height x width instead of a
+    convolution over transposed activations. The switch is read when a step is
+    traced, so each model's steps must be compiled before it is flipped.
     """
-    from keras.src.layers.convolutional.base_conv import BaseConv
+    from kcnn.layers import conv
 
-    original = BaseConv.convolution_op
-
-    def convolution_op(self, inputs, kernel):
-        if (self.rank != 2 or tuple(kernel.shape[:2]) != (1, 1) or self.groups != 1
-                or tuple(self.dilation_rate) != (1, 1)):
-            return original(self, inputs, kernel)
-        sh, sw = self.strides
-        if self.data_format == "channels_last":
-            if (sh, sw) != (1, 1):
-                inputs = inputs[:, ::sh, ::sw, :]
-            return keras.ops.matmul(inputs, kernel[0, 0])
-        if (sh, sw) != (1, 1):
-            inputs = inputs[:, :, ::sh, ::sw]
-        return keras.ops.einsum("bchw,co->bohw", inputs, kernel[0, 0])
-
-    BaseConv.convolution_op = convolution_op
+    conv._POINTWISE_MATMUL_BACKENDS = ("jax",) if on else ()
 
 
 # -- What the compiled HLO holds -----------------------------------------------
@@ -373,8 +362,7 @@ def main(args):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch,) + shape, dtype=np.float32)
     y = rng.integers(0, 1000, size=batch).astype("int32")
-    if args.pointwise_as_matmul:
-        pointwise_as_matmul()
+    pointwise_as_matmul(args.pointwise_as_matmul)
     model = kcnn.create_model(args.model, input_shape=shape, classifier_activation=None)
     steps, traced = jax_contenders(model, x, y)
     if args.pointwise_ab:

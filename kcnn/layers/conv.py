@@ -1,6 +1,6 @@
-"""Grouped and depthwise 2D convolutions that are fast on every backend."""
+"""2D convolutions (plain, grouped, depthwise) that are fast on every backend."""
 
-__all__ = ["DepthwiseConv2D", "GroupedConv2D"]
+__all__ = ["Conv2D", "DepthwiseConv2D", "GroupedConv2D"]
 
 import keras
 from keras import ops
@@ -11,6 +11,15 @@ from keras import ops
 # groups=2 than with the split form, and far slower with many groups; torch is
 # faster natively. The measurements are in benchmarks/README.md.
 _NATIVE_GROUPS_BACKENDS = ("torch",)
+
+# Backends on which a 1x1 convolution runs as a matrix multiply over the
+# channels. XLA's CPU backend computes a convolution's weight gradient over
+# activations transposed to (C, H, W, N), recomputing the batch norm and ReLU
+# before it inside the transpose; a matmul's weight gradient is one GEMM over
+# N*H*W. ResNet-50 trains 1.5-1.6x and infers 1.1x faster on JAX (b16, 224;
+# benchmarks/profile_jax.py --pointwise-ab). TensorFlow and torch keep their
+# convolution.
+_POINTWISE_MATMUL_BACKENDS = ("jax",)
 
 
 def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
@@ -24,6 +33,10 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
+    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+    if (groups == 1 and tuple(kernel.shape[:2]) == (1, 1) and pair(dilation_rate) == (1, 1)
+            and keras.backend.backend() in _POINTWISE_MATMUL_BACKENDS):
+        return pointwise_conv(inputs, kernel, strides=pair(strides), data_format=data_format)
     if native is None:
         native = keras.backend.backend() in _NATIVE_GROUPS_BACKENDS
     conv_args = dict(strides=strides, padding=padding, data_format=data_format,
@@ -37,8 +50,44 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
                            axis=axis)
 
 
+def pointwise_conv(inputs, kernel, *, strides=(1, 1), data_format=None):
+    """A 1x1 convolution (one group, no dilation) as a strided slice and a matmul.
+
+    "same" and "valid" padding agree for a 1x1 kernel, so padding does not enter.
+    """
+    if data_format is None:
+        data_format = keras.config.image_data_format()
+    sh, sw = strides
+    inputs = ops.convert_to_tensor(inputs)
+    weights = ops.reshape(kernel, kernel.shape[2:])
+    if data_format == "channels_last":
+        return ops.matmul(inputs[:, ::sh, ::sw, :], weights)
+    return ops.einsum("bchw,co->bohw", inputs[:, :, ::sh, ::sw], weights)
+
+
 @keras.saving.register_keras_serializable(package="kcnn")
-class GroupedConv2D(keras.layers.Conv2D):
+class Conv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose computation is the fast one on every backend.
+
+    The same arguments, weights, config and outputs as Keras's layer (a file
+    saved with Keras's layer loads as Keras's layer, unchanged); only the
+    formulation is picked per backend by `grouped_conv`: 1x1 convolutions as
+    a matrix multiply on JAX (`_POINTWISE_MATMUL_BACKENDS`), grouped ones as
+    split-and-concatenate where the backend's grouped convolution is slow
+    (`_NATIVE_GROUPS_BACKENDS`), Keras's own convolution otherwise. Outputs
+    and gradients agree with Keras's layer within float32 rounding
+    (`tests/layers/test_conv.py`).
+    """
+
+    def convolution_op(self, inputs, kernel):
+        return grouped_conv(inputs, kernel, self.groups,
+                            strides=list(self.strides), padding=self.padding,
+                            data_format=self.data_format,
+                            dilation_rate=self.dilation_rate)
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class GroupedConv2D(Conv2D):
     """`keras.layers.Conv2D` whose grouped convolution runs fast on every backend.
 
     The same arguments, weights (one kernel of shape (kh, kw, in_channels //
@@ -49,14 +98,9 @@ class GroupedConv2D(keras.layers.Conv2D):
     torch's native grouped convolution. On CPU each backend's choice trains
     faster than the other form, by a wide margin on TensorFlow and JAX, more
     so as the groups grow (training-step times of both forms on each backend:
-    benchmarks/README.md). Outputs of the two forms agree within 1e-5.
+    benchmarks/README.md). Outputs of the two forms agree within 1e-5. The
+    same computation as kcnn's `Conv2D`, under the name its files carry.
     """
-
-    def convolution_op(self, inputs, kernel):
-        return grouped_conv(inputs, kernel, self.groups,
-                            strides=list(self.strides), padding=self.padding,
-                            data_format=self.data_format,
-                            dilation_rate=self.dilation_rate)
 
 
 # Backends on which a depthwise convolution runs fastest as a sum of shifted,

@@ -11,7 +11,7 @@ torch backend), so converting a state dict is a mapping of names.
 
 import keras
 
-from kcnn.layers.conv import DepthwiseConv2D
+from kcnn.layers.conv import Conv2D, DepthwiseConv2D
 from kcnn.layers.normalization import BatchNormalization
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
@@ -44,7 +44,7 @@ def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
     """
     init = initializers.conv(x.shape[channel_axis()], filters, kernel_size, groups)
     x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
-    return keras.layers.Conv2D(
+    return Conv2D(
         filters, kernel_size, strides=strides, padding=pad_mode, groups=groups,
         use_bias=use_bias, activation=activation, name=name, **init,
     )(x)

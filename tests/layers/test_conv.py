@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras.src import testing
 
-from kcnn.layers.conv import GroupedConv2D, grouped_conv
+from kcnn.layers.conv import Conv2D, GroupedConv2D, grouped_conv
 
 
 def _pair(groups, filters=8, kernel_size=3, **kwargs):
@@ -129,3 +129,64 @@ class GroupedConv2DLayerTest(testing.TestCase):
             expected_num_trainable_weights=2,
             expected_num_non_trainable_weights=0,
         )
+
+
+@pytest.mark.parametrize("strides", [1, 2])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_conv2d_equals_keras_conv2d_values_and_gradients(strides, data_format):
+    """kcnn's Conv2D (1x1 as a matmul on JAX) trains exactly like Keras's.
+
+    A 3x3 and a 1x1 convolution, one SGD step: equal outputs before the step
+    and equal updates of every weight (the 3x3 in front receives the 1x1's
+    input gradient, so its updates check that gradient too).
+    """
+    channels_first = data_format == "channels_first"
+    x = _inputs(channels_first, channels=4, size=9)
+    out = 5 if strides == 2 else 9
+    y = np.random.default_rng(4).normal(
+        size=(2, 7, out, out) if channels_first else (2, out, out, 7)).astype("float32")
+    shape = (4, 9, 9) if channels_first else (9, 9, 4)
+    models = []
+    for layer_cls in (Conv2D, keras.layers.Conv2D):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([
+            keras.Input(shape),
+            layer_cls(6, 3, padding="same", data_format=data_format),
+            layer_cls(7, 1, strides=strides, padding="same", data_format=data_format),
+        ])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(models[0](x)),
+                               keras.ops.convert_to_numpy(models[1](x)),
+                               rtol=1e-5, atol=1e-5)
+    before = models[0].get_weights()
+    for model in models:
+        model.train_on_batch(x, y)
+    for w0, ours, reference in zip(before, models[0].get_weights(), models[1].get_weights()):
+        assert np.abs(ours - w0).max() > 0
+        np.testing.assert_allclose(ours - w0, reference - w0, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="the 1x1 convolution runs as a matmul on JAX only")
+def test_jax_runs_1x1_convolutions_as_matmuls():
+    import jax
+
+    x = np.zeros((2, 9, 9, 4), "float32")
+    pointwise, three = Conv2D(6, 1, strides=2), Conv2D(6, 3)
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(pointwise.__call__)(x))
+    assert "conv_general_dilated" in str(jax.make_jaxpr(three.__call__)(x))
+
+
+def test_keras_file_of_keras_conv2d_loads_and_equals_kcnn_conv2d(tmp_path):
+    x = _inputs(False, channels=4)
+    old = keras.Sequential([keras.Input((9, 9, 4)), keras.layers.Conv2D(6, 1, strides=2)])
+    old.save(tmp_path / "old.keras")
+    restored = keras.saving.load_model(tmp_path / "old.keras")
+    ours = keras.Sequential([keras.Input((9, 9, 4)), Conv2D(6, 1, strides=2)])
+    ours.set_weights(restored.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(old(x)), rtol=1e-5, atol=1e-5)
+    ours.save(tmp_path / "ours.keras")
+    assert type(keras.saving.load_model(tmp_path / "ours.keras").layers[0]) is Conv2D
