@@ -41,3 +41,26 @@ def run_python(code, backend, timeout=600, env=None):
             f"subprocess on {backend} failed ({result.returncode}):\n{result.stderr[-4000:]}"
         )
     return result.stdout
+
+
+def assert_same_sgd_step(build, layer_classes, x, y):
+    """`build(layer_cls)` per class, same weights: one SGD step changes every weight alike.
+
+    Gradients compared through a training step on the current backend; a layer
+    in front of the one under test receives its input gradient, so equal
+    updates there mean equal input gradients too.
+    """
+    models = []
+    for layer_cls in layer_classes:
+        keras.utils.set_random_seed(0)
+        model = build(layer_cls)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        models.append(model)
+    for model in models[1:]:
+        model.set_weights(models[0].get_weights())
+    before = models[0].get_weights()
+    for model in models:
+        model.train_on_batch(x, y)
+    for w0, ours, reference in zip(before, models[0].get_weights(), models[1].get_weights()):
+        assert np.abs(ours - w0).max() > 0
+        np.testing.assert_allclose(ours - w0, reference - w0, rtol=1e-4, atol=1e-6)

@@ -4,6 +4,7 @@ import pytest
 from keras.src import testing
 
 from kcnn.layers.conv import Conv2D, GroupedConv2D, grouped_conv
+from tests.utils import assert_same_sgd_step
 
 
 def _pair(groups, filters=8, kernel_size=3, **kwargs):
@@ -68,23 +69,11 @@ def test_gradients_equal_keras_grouped_conv2d():
     """
     x = _inputs(False, channels=4)
     y = np.random.default_rng(3).normal(size=(2, 9, 9, 8)).astype("float32")
-    models = []
-    for layer_cls in (GroupedConv2D, keras.layers.Conv2D):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([
-            keras.Input((9, 9, 4)),
-            keras.layers.Conv2D(6, 1),
-            layer_cls(8, 3, padding="same", groups=2),
-        ])
-        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        models.append(model)
-    models[1].set_weights(models[0].get_weights())
-    before = models[0].get_weights()
-    for model in models:
-        model.train_on_batch(x, y)
-    for w0, ours, reference in zip(before, models[0].get_weights(), models[1].get_weights()):
-        assert np.abs(ours - w0).max() > 0
-        np.testing.assert_allclose(ours - w0, reference - w0, rtol=1e-4, atol=1e-6)
+    assert_same_sgd_step(lambda layer_cls: keras.Sequential([
+        keras.Input((9, 9, 4)),
+        keras.layers.Conv2D(6, 1),
+        layer_cls(8, 3, padding="same", groups=2),
+    ]), (GroupedConv2D, keras.layers.Conv2D), x, y)
 
 
 def test_groups_1_is_conv2d():
@@ -146,26 +135,20 @@ def test_conv2d_equals_keras_conv2d_values_and_gradients(strides, data_format):
     y = np.random.default_rng(4).normal(
         size=(2, 7, out, out) if channels_first else (2, out, out, 7)).astype("float32")
     shape = (4, 9, 9) if channels_first else (9, 9, 4)
-    models = []
-    for layer_cls in (Conv2D, keras.layers.Conv2D):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([
+
+    def build(layer_cls):
+        return keras.Sequential([
             keras.Input(shape),
             layer_cls(6, 3, padding="same", data_format=data_format),
             layer_cls(7, 1, strides=strides, padding="same", data_format=data_format),
         ])
-        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-        models.append(model)
-    models[1].set_weights(models[0].get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(models[0](x)),
-                               keras.ops.convert_to_numpy(models[1](x)),
+
+    ours, reference = build(Conv2D), build(keras.layers.Conv2D)
+    reference.set_weights(ours.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(reference(x)),
                                rtol=1e-5, atol=1e-5)
-    before = models[0].get_weights()
-    for model in models:
-        model.train_on_batch(x, y)
-    for w0, ours, reference in zip(before, models[0].get_weights(), models[1].get_weights()):
-        assert np.abs(ours - w0).max() > 0
-        np.testing.assert_allclose(ours - w0, reference - w0, rtol=1e-4, atol=1e-6)
+    assert_same_sgd_step(build, (Conv2D, keras.layers.Conv2D), x, y)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax",
