@@ -22,6 +22,11 @@ _NATIVE_GROUPS_BACKENDS = ("torch",)
 _POINTWISE_MATMUL_BACKENDS = ("jax",)
 
 
+def _two(value):
+    """An int or a pair (strides, dilation_rate) as a (rows, cols) tuple."""
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
 def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
                  data_format=None, dilation_rate=1, native=None):
     """`ops.conv` with `groups` groups, natively or as split-and-concatenate.
@@ -33,10 +38,9 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
-    pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
-    if (groups == 1 and tuple(kernel.shape[:2]) == (1, 1) and pair(dilation_rate) == (1, 1)
+    if (groups == 1 and tuple(kernel.shape[:2]) == (1, 1) and _two(dilation_rate) == (1, 1)
             and keras.backend.backend() in _POINTWISE_MATMUL_BACKENDS):
-        return pointwise_conv(inputs, kernel, strides=pair(strides), data_format=data_format)
+        return pointwise_conv(inputs, kernel, strides=_two(strides), data_format=data_format)
     if native is None:
         native = keras.backend.backend() in _NATIVE_GROUPS_BACKENDS
     conv_args = dict(strides=strides, padding=padding, data_format=data_format,
@@ -129,9 +133,7 @@ def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=No
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
-    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
-    dilation = ((dilation_rate, dilation_rate) if isinstance(dilation_rate, int)
-                else tuple(dilation_rate))
+    strides, dilation = _two(strides), _two(dilation_rate)
     if sliced is None:
         sliced = (keras.backend.backend() in _SLICED_DEPTHWISE_BACKENDS
                   and dilation == (1, 1))
