@@ -31,6 +31,16 @@ settings.load_profile("kcnn")
 gc.freeze()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _seeded_module():
+    """Module fixtures (shared trained models) draw from a fixed seed too.
+
+    They are set up before the per-test fixture below, so without this their
+    weights would depend on whichever test the worker ran before them.
+    """
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a cleared session, a fixed seed and channels_last."""

@@ -19,6 +19,9 @@ PER_CLASS = 5
 def task(tmp_path_factory):
     """A backbone trained on digits 0-4; PNGs of 5-9 (5 of each); held-out 5-9."""
     root = tmp_path_factory.mktemp("finetune")
+    # A module fixture runs before conftest's per-test seed: without its own seed
+    # the backbone would depend on whichever test this worker ran before.
+    keras.utils.set_random_seed(0)
     (x_train, y_train), (x_test, y_test) = load_digits(size=SIZE)
     low = y_train < 5
     backbone = kcnn.simple_cnn(input_shape=(SIZE, SIZE, 1), classes=5)
@@ -77,10 +80,10 @@ def test_fine_tuning_beats_training_from_scratch(task, capsys):
 
     tuned_accuracy = _accuracy(tuned, task["x"], task["y"])
     scratch_accuracy = _accuracy(scratch, task["x"], task["y"])
-    # Seen here over three image draws per backend: tuned 0.64-0.85, scratch
-    # 0.2-0.51, a margin of 0.27 or more.
-    assert tuned_accuracy > 0.55, tuned_accuracy  # chance is 0.2
-    assert tuned_accuracy > scratch_accuracy + 0.1, (tuned_accuracy, scratch_accuracy)
+    # Seen here over backbone seeds 0-4 per backend: tuned 0.57-0.71, scratch
+    # 0.2-0.22 (one unseeded CI run gave tuned 0.51). Twice chance, and a margin.
+    assert tuned_accuracy > 0.45, tuned_accuracy  # chance is 0.2
+    assert tuned_accuracy > scratch_accuracy + 0.2, (tuned_accuracy, scratch_accuracy)
 
 
 def test_finetune_command_refuses_to_overwrite_and_bad_settings(task, tmp_path):
