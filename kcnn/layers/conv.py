@@ -21,6 +21,15 @@ _NATIVE_GROUPS_BACKENDS = ("torch",)
 # convolution.
 _POINTWISE_MATMUL_BACKENDS = ("jax",)
 
+# Backends on which convolutions (plain, grouped, depthwise) call the backend's
+# own kernel on a channels-first VIEW of channels-last activations. Keras's
+# torch backend makes the (N, C, H, W) copy of the input and then a second
+# copy back into torch's channels_last memory format for every convolution;
+# the permuted view already is that format, so kcnn copies nothing
+# (benchmarks/results/conv_torch.json). Channels-first models take the same
+# path without a permute.
+_VIEW_CONV_BACKENDS = ("torch",)
+
 
 def _two(value):
     """An int or a pair (strides, dilation_rate) as a (rows, cols) tuple."""
@@ -38,6 +47,9 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
+    if keras.backend.backend() in _VIEW_CONV_BACKENDS and native is not False:
+        return _torch_conv(inputs, kernel, groups, strides=strides, padding=padding,
+                           data_format=data_format, dilation_rate=dilation_rate)
     if (groups == 1 and tuple(kernel.shape[:2]) == (1, 1) and _two(dilation_rate) == (1, 1)
             and keras.backend.backend() in _POINTWISE_MATMUL_BACKENDS):
         return pointwise_conv(inputs, kernel, strides=_two(strides), data_format=data_format)
@@ -52,6 +64,47 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
                 ops.split(kernel, groups, axis=-1))
     return ops.concatenate([ops.conv(x, k, **conv_args) for x, k in parts],
                            axis=axis)
+
+
+def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
+                dilation_rate, depthwise=False):
+    """torch's convolution on a (N, C, H, W) view of channels-last inputs.
+
+    `kernel` in Keras's layout: Conv2D's (kh, kw, in // groups, out), or with
+    `depthwise=True` DepthwiseConv2D's (kh, kw, channels, multiplier), whose
+    output channel c * multiplier + j is torch's grouped channel of the same
+    index. "same" pads as Keras does (the odd pixel after): inside the
+    convolution where both sides are equal, else with one pad first.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = ops.convert_to_tensor(inputs)
+    kernel = ops.convert_to_tensor(kernel)
+    last = data_format == "channels_last"
+    if last:
+        x = x.permute(0, 3, 1, 2)  # a view, in torch's channels_last memory format
+    kh, kw = kernel.shape[:2]
+    if depthwise:
+        channels, multiplier = kernel.shape[2:]
+        weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+        groups = channels
+    else:
+        weight = kernel.permute(3, 2, 0, 1)
+    if last:
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    strides, dilation = _two(strides), _two(dilation_rate)
+    pad = (0, 0)
+    if padding.lower() == "same":
+        sides = [_same_padding(x.shape[2 + i], (k - 1) * dilation[i] + 1, strides[i])
+                 for i, k in enumerate((kh, kw))]
+        if all(before == after for before, after in sides):
+            pad = (sides[0][0], sides[1][0])
+        else:
+            (top, bottom), (left, right) = sides
+            x = F.pad(x, (left, right, top, bottom))
+    y = F.conv2d(x, weight, stride=strides, padding=pad, dilation=dilation, groups=groups)
+    return y.permute(0, 2, 3, 1) if last else y
 
 
 def pointwise_conv(inputs, kernel, *, strides=(1, 1), data_format=None):
@@ -138,6 +191,10 @@ def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=No
         sliced = (keras.backend.backend() in _SLICED_DEPTHWISE_BACKENDS
                   and dilation == (1, 1))
     if not sliced:
+        if keras.backend.backend() in _VIEW_CONV_BACKENDS:
+            return _torch_conv(inputs, kernel, 1, strides=strides, padding=padding,
+                               data_format=data_format, dilation_rate=dilation,
+                               depthwise=True)
         return ops.depthwise_conv(inputs, kernel, strides=strides, padding=padding,
                                   data_format=data_format, dilation_rate=dilation)
     if dilation != (1, 1):

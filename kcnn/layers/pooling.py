@@ -1,12 +1,46 @@
 """Pooling with torch's semantics: max pooling with its padding and ceil mode,
 adaptive average pooling at every input size."""
 
-__all__ = ["AdaptiveAveragePooling2D", "TorchMaxPooling2D"]
+__all__ = ["AdaptiveAveragePooling2D", "MaxPooling2D", "TorchMaxPooling2D"]
 
 import numpy as np
 
 import keras
 from keras import ops
+
+
+# Backends whose max pooling runs on a channels-first VIEW of channels-last
+# activations: Keras's torch pooling copies its input to (N, C, H, W) first;
+# the permuted view is torch's channels_last memory format, which
+# `max_pool2d` takes as it is (see `kcnn.layers.conv._VIEW_CONV_BACKENDS`).
+_VIEW_POOL_BACKENDS = ("torch",)
+
+
+def max_pool(inputs, pool_size, strides, data_format):
+    """A "valid" max pool: `ops.max_pool`, or torch's on a view of the input."""
+    if keras.backend.backend() not in _VIEW_POOL_BACKENDS:
+        return ops.max_pool(inputs, pool_size, strides, padding="valid",
+                            data_format=data_format)
+    import torch.nn.functional as F
+
+    x = ops.convert_to_tensor(inputs)
+    last = data_format == "channels_last"
+    y = F.max_pool2d(x.permute(0, 3, 1, 2) if last else x, tuple(pool_size), tuple(strides))
+    return y.permute(0, 2, 3, 1) if last else y
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class MaxPooling2D(keras.layers.MaxPooling2D):
+    """`keras.layers.MaxPooling2D`; "valid" pools run on a view on torch (`max_pool`).
+
+    The same arguments, config and outputs as Keras's layer (a file saved with
+    Keras's layer loads as Keras's layer, unchanged).
+    """
+
+    def call(self, inputs):
+        if self.padding != "valid":
+            return super().call(inputs)
+        return max_pool(inputs, self.pool_size, self.strides, self.data_format)
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -72,8 +106,7 @@ class TorchMaxPooling2D(keras.layers.Layer):
                       if self.data_format == "channels_last"
                       else [[0, 0], [0, 0]] + [list(w) for w in spatial])
             inputs = ops.pad(inputs, widths, constant_values=float("-inf"))
-        return ops.max_pool(inputs, self.pool_size, self.strides, padding="valid",
-                            data_format=self.data_format)
+        return max_pool(inputs, self.pool_size, self.strides, self.data_format)
 
     def _pad_after(self, k, s, p):
         return min(p + s - 1, k - 1) if self.ceil_mode else p

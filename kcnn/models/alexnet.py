@@ -25,7 +25,8 @@ import functools
 
 import keras
 
-from kcnn.layers import AdaptiveAveragePooling2D, GroupedConv2D, LocalResponseNormalization
+from kcnn.layers import (AdaptiveAveragePooling2D, GroupedConv2D, LocalResponseNormalization,
+                         MaxPooling2D)
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import torchvision_features
 from kcnn.registry import register
@@ -225,7 +226,7 @@ def _paper_features(x, groups, init):
         if lrn:
             x = LocalResponseNormalization(**_LRN, name=f"lrn{i}")(x)
         if pool:
-            x = keras.layers.MaxPooling2D(3, 2, name=f"pool{i}")(x)
+            x = MaxPooling2D(3, 2, name=f"pool{i}")(x)
     return x
 
 

@@ -13,6 +13,7 @@ import keras
 
 from kcnn.layers.conv import Conv2D, DepthwiseConv2D
 from kcnn.layers.normalization import BatchNormalization
+from kcnn.layers.pooling import MaxPooling2D
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
 from kcnn.models._common import channel_axis
@@ -78,7 +79,7 @@ def max_pool(x, pool_size, strides, *, padding=0, name):
     """
     if padding:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return keras.layers.MaxPooling2D(pool_size, strides, name=name)(x)
+    return MaxPooling2D(pool_size, strides, name=name)(x)
 
 
 def torchvision_features(x, rows, *, pool_size, use_bn=False):

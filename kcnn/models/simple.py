@@ -6,7 +6,7 @@ import functools
 
 import keras
 
-from kcnn.layers import AdaptiveAveragePooling2D
+from kcnn.layers import AdaptiveAveragePooling2D, MaxPooling2D
 from kcnn.models import _common, initializers
 from kcnn.models.blocks import batch_norm, conv2d
 from kcnn.registry import register
@@ -51,7 +51,7 @@ def _features(x):
         x = conv2d(x, filters, 3, padding=1, name=f"conv{i}")
         x = batch_norm(x, f"bn{i}")
         x = keras.layers.ReLU(name=f"relu{i}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = MaxPooling2D(2, name=f"pool{i}")(x)
     return x
 
 

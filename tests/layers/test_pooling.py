@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from keras.src import testing
 
-from kcnn.layers import AdaptiveAveragePooling2D, TorchMaxPooling2D
+from kcnn.layers import AdaptiveAveragePooling2D, MaxPooling2D, TorchMaxPooling2D
+from tests.utils import assert_same_sgd_step
 
 
 def torch_max_pool_reference(x, k, s, p, ceil_mode):
@@ -173,3 +174,25 @@ def test_heads_work_at_the_smallest_inputs_when_compiled(builder, kwargs, shape)
     assert model.predict(x, verbose=0).shape == (2, 4)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.train_on_batch(x, np.array([0, 1]))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("pool, strides, padding", [(3, 2, "valid"), (2, None, "valid"),
+                                                     ((3, 2), (1, 2), "valid"), (3, 2, "same")])
+def test_max_pooling_equals_keras_values_and_gradients(pool, strides, padding, data_format):
+    """kcnn's MaxPooling2D (a view of the input on torch) is Keras's layer, both layouts."""
+    shape = (6, 9, 9) if data_format == "channels_first" else (9, 9, 6)
+    x = np.random.default_rng(0).normal(size=(2,) + shape).astype("float32")
+    kwargs = dict(pool_size=pool, strides=strides, padding=padding, data_format=data_format)
+    ours, theirs = MaxPooling2D(**kwargs), keras.layers.MaxPooling2D(**kwargs)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours(x)),
+                                  keras.ops.convert_to_numpy(theirs(x)))
+    assert ours.get_config() == {**theirs.get_config(), "name": ours.name}
+
+    def build(layer_cls):  # a conv in front receives the pool's input gradient
+        inputs = keras.Input(shape)
+        h = keras.layers.Conv2D(4, 1, data_format=data_format)(inputs)
+        return keras.Model(inputs, keras.layers.Flatten()(layer_cls(**kwargs)(h)))
+
+    y = np.zeros((2,) + tuple(build(MaxPooling2D).output.shape[1:]), "float32")
+    assert_same_sgd_step(build, [MaxPooling2D, keras.layers.MaxPooling2D], x, y)
