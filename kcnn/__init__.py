@@ -33,6 +33,7 @@ from kcnn import (_lazy, layers, losses, models, optimizers, registry,  # noqa: 
                   schedules, transfer, weights)
 from kcnn.models import *  # noqa: E402,F401,F403  (the builders)
 from kcnn.folding import fold_batch_norm  # noqa: E402
+from kcnn.loading import load_model  # noqa: E402
 from kcnn.registry import create_model, list_models  # noqa: E402
 from kcnn.transfer import ensemble, tta  # noqa: E402
 from kcnn.weights import decode_predictions, preprocess_input  # noqa: E402
@@ -60,7 +61,7 @@ __getattr__, __dir__ = _lazy.attach(__name__, {
 
 __all__ = [name for name in models.__all__ if name != "Model"] + [
     "create_model", "list_models",
-    "train", "evaluate", "predict", "tune", "export", "fold_batch_norm",
+    "train", "evaluate", "predict", "tune", "export", "load_model", "fold_batch_norm",
     "fine_tune", "ensemble", "tta",
     "profile", "feature_maps", "gradcam",
     "decode_predictions", "preprocess_input",

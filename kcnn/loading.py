@@ -39,12 +39,19 @@ def check_keras_file(path, *, argument="model"):
     return path
 
 
-def load_model(path, *, compile=False, argument="model"):
-    """A model from a `.keras` file, with kcnn's custom layers registered.
+def load_model(path, *, compile=False, argument="model", exported=True):
+    """A model from a `.keras` file, or an exported one (`kcnn.load_model`).
 
+    A `.keras` file gives a Keras model with kcnn's custom layers registered;
     `compile=False` by default: kcnn's readers predict and evaluate with their
-    own preprocessing, and trainers compile with their own recipe.
+    own preprocessing, and trainers compile with their own recipe. With
+    `exported=True`, a file `kcnn.export` wrote gives an `ExportedModel` that
+    predicts in the format's own runtime (see `kcnn.exporting.runtime`).
     """
+    if exported and not is_keras_path(path) and isinstance(path, (str, os.PathLike)):
+        from kcnn.exporting.runtime import open_export
+
+        return open_export(path, argument=argument)
     path = check_keras_file(path, argument=argument)
     try:
         return keras.saving.load_model(path, compile=compile)
@@ -52,11 +59,24 @@ def load_model(path, *, compile=False, argument="model"):
         raise ValueError(f"{argument}={path!r} is not a valid .keras file: {e}") from e
 
 
-def as_model(model, *, argument="model", compile=False):
-    """`model` itself when it is a Keras model; the loaded model for a `.keras` path."""
+def as_model(model, *, argument="model", compile=False, exported=False):
+    """`model` itself when it is a Keras model; the loaded model for a `.keras` path.
+
+    With `exported=True` (readers of predictions only), an `ExportedModel` or
+    the path of an export is taken too.
+    """
     if isinstance(model, keras.Model):
         return model
+    if exported:
+        from kcnn.exporting.runtime import ExportedModel, export_format
+
+        if isinstance(model, ExportedModel):
+            return model
+        if isinstance(model, (str, os.PathLike)) and export_format(model) is not None:
+            return load_model(model, argument=argument)
     if is_keras_path(model):
-        return load_model(model, compile=compile, argument=argument)
-    raise ValueError(f"{argument} must be a Keras model or the path of a .keras file; "
-                    f"received {argument}={model!r}.")
+        return load_model(model, compile=compile, argument=argument, exported=False)
+    what = "a Keras model or the path of a .keras file"
+    if exported:
+        what += " or of a kcnn export (SavedModel, .onnx, .tflite, .xml, .pt2)"
+    raise ValueError(f"{argument} must be {what}; received {argument}={model!r}.")

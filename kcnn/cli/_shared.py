@@ -93,8 +93,9 @@ def add_recipe(parser):
                         "default)")
 
 
-def load_model(path):
-    """The model in the .keras file `path`; a missing or broken file is a usage error."""
+def load_model(path, *, exported=False):
+    """The model in the .keras file `path` (or, with `exported=True`, any file
+    `kcnn export` wrote); a missing or broken file is a usage error."""
     from kcnn import loading
 
-    return loading.load_model(path, argument="MODEL")
+    return loading.load_model(path, argument="MODEL", exported=exported)

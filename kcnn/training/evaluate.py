@@ -14,16 +14,25 @@ them (`kcnn.folding`): the same predictions to float32 rounding, one pass over
 the activations fewer. The folded model is built once per model and its
 weights are copied in afresh on every call, so a model trained between calls
 predicts with its new weights.
+
+Both also take what `kcnn.export` wrote (a SavedModel folder, .onnx, .tflite,
+.xml, .pt2, or the `ExportedModel` that `kcnn.load_model` opened from one): it
+runs in its own runtime with the preprocessing and class names its kcnn
+metadata record carries. Batches are laid out as the model's own layers take
+them (channels-first or last), whatever `keras.config.image_data_format()` says.
 """
 
+import contextlib
 import os
 import warnings
 
+import keras
 import numpy as np
 
 from kcnn import checks
 from kcnn.data import Source, eval_pipeline, load
 from kcnn.data.sources import unreadable_images
+from kcnn.exporting import metadata as export_metadata
 from kcnn.folding import inference_model
 from kcnn.loading import MissingFileError, as_model
 from kcnn.models._common import ends_in_softmax
@@ -34,7 +43,8 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
 
     Args:
         model: a Keras model with kcnn metadata (any kcnn builder, or one
-            kcnn trained), or the path of such a model's `.keras` file.
+            kcnn trained), the path of such a model's `.keras` file, or an
+            export of one (its path, or `kcnn.load_model`'s `ExportedModel`).
         data: a `kcnn.data.Source`, or anything `kcnn.data.load` takes (raw
             uint8 `(x, y)` arrays included), read at `split` (default: "test";
             all of it for arrays).
@@ -45,18 +55,19 @@ def evaluate(model, data, *, split=None, batch_size=64, ten_crop=False):
         precision, recall, f1, support) and `confusion_matrix` (rows: true
         class, columns: predicted).
     """
-    model = as_model(model)
+    model = as_model(model, exported=True)
     checks.positive_int("batch_size", batch_size)
     if not isinstance(ten_crop, bool):
         raise ValueError(f"ten_crop must be True or False; received ten_crop={ten_crop!r}.")
     if split is None:
         split = "all" if isinstance(data, (tuple, list)) else "test"
     source = data if isinstance(data, Source) else load(data, split=split)
-    ds = eval_pipeline(source, _preprocessing(model), batch_size=batch_size,
-                       ten_crop=ten_crop, channels=model.metadata.get("channels"))
-    probs, labels = _predict_batches(inference_model(model), ds, ten_crop)
-    names = _class_names(model)
+    with _layout_of(model):
+        ds = eval_pipeline(source, _preprocessing(model), batch_size=batch_size,
+                           ten_crop=ten_crop, channels=model.metadata.get("channels"))
+    probs, labels = _predict_batches(_runner(model), ds, ten_crop)
     n = probs.shape[1]
+    names = _class_names(model, n)
     eps = 1e-12
     loss = float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps)))
     ranked = np.argsort(-probs, axis=1)
@@ -81,7 +92,8 @@ def predict(model, images, *, top_k=5, batch_size=32):
     """Top-k class names with probabilities for image files or raw uint8 arrays.
 
     Args:
-        model: a Keras model with kcnn metadata, or the path of its `.keras` file.
+        model: a Keras model with kcnn metadata, the path of its `.keras`
+            file, or an export of one (as for `evaluate`).
         images: a path, a list of paths (JPEG, PNG, BMP, GIF), or a uint8 array
             of shape (N, H, W, C) or (H, W, C). A missing file, or one that is
             not an image, raises an error naming every such file.
@@ -91,7 +103,7 @@ def predict(model, images, *, top_k=5, batch_size=32):
     """
     import tensorflow as tf
 
-    model = as_model(model)
+    model = as_model(model, exported=True)
     checks.positive_int("top_k", top_k)
     checks.positive_int("batch_size", batch_size)
     if isinstance(images, (str, os.PathLike)):
@@ -119,16 +131,17 @@ def predict(model, images, *, top_k=5, batch_size=32):
             return image, tf.constant(0, tf.int64)
 
         ds = tf.data.Dataset.from_tensor_slices(paths).map(decode)
-    batches = eval_pipeline(ds, _preprocessing(model), batch_size=batch_size,
-                            channels=model.metadata.get("channels"))
+    with _layout_of(model):
+        batches = eval_pipeline(ds, _preprocessing(model), batch_size=batch_size,
+                                channels=model.metadata.get("channels"))
     try:
-        probs, _ = _predict_batches(inference_model(model), batches, ten_crop=False)
+        probs, _ = _predict_batches(_runner(model), batches, ten_crop=False)
     except tf.errors.OpError:
         if isinstance(images, np.ndarray):
             raise
         _check_images_decode(paths)  # names every file that does not decode
         raise
-    names = _class_names(model)
+    names = _class_names(model, probs.shape[1])
     k = min(top_k, probs.shape[1])
     return [[(names[i], float(p[i])) for i in np.argsort(-p)[:k]] for p in probs]
 
@@ -152,10 +165,33 @@ def _preprocessing(model):
     return meta["preprocessing"]
 
 
-def _class_names(model):
+def _class_names(model, n):
     names = model.metadata.get("class_names")
-    n = int(model.outputs[0].shape[-1])
     return list(names) if names and len(names) == n else [str(i) for i in range(n)]
+
+
+def _runner(model):
+    """What runs the batches: the folded Keras model, or the export itself."""
+    return inference_model(model) if isinstance(model, keras.Model) else model
+
+
+@contextlib.contextmanager
+def _layout_of(model):
+    """Build pipelines in the layout the model's layers take."""
+    fmt = (export_metadata.data_format(model) if isinstance(model, keras.Model)
+           else model.data_format)
+    before = keras.config.image_data_format()
+    keras.config.set_image_data_format(fmt)
+    try:
+        yield
+    finally:
+        keras.config.set_image_data_format(before)
+
+
+def _ends_in_softmax(model):
+    if isinstance(model, keras.Model):
+        return ends_in_softmax(model)
+    return model.output == "probabilities"
 
 
 def _predict_batches(model, dataset, ten_crop):
@@ -177,7 +213,9 @@ def _predict_all(model, dataset, ten_crop):
             yield x.reshape((-1,) + x.shape[2:]) if ten_crop else x
 
     out = np.concatenate(list(_outputs(model, images())))
-    probs = _to_probs(out, not ends_in_softmax(model))
+    if isinstance(model, keras.Model) or model.output != "features":
+        out = _to_probs(out, not _ends_in_softmax(model))
+    probs = out
     if ten_crop:
         probs = probs.reshape(-1, 10, probs.shape[-1]).mean(axis=1)
     return probs.astype(np.float64), np.concatenate(labels).astype(np.int64)

@@ -23,6 +23,7 @@ import pytest
 
 import kcnn
 from kcnn import exporting
+from kcnn.exporting import metadata
 from kcnn.cli import main
 
 BACKEND = keras.backend.backend()
@@ -185,7 +186,7 @@ def check_served(served, name):
     if isinstance(result, Exception):
         raise result
     model, path, out = result
-    with data_format(exporting._data_format(model)):
+    with data_format(metadata.data_format(model)):
         x = inputs_for(model)
         logits1, logits9 = predict(model, x["serve_1"]), predict(model, x["serve_9"])
         assert_close(out["serve_1"], logits1)
@@ -200,7 +201,7 @@ def check_served(served, name):
     # above see the input.
     assert np.ptp(expected, axis=0).max() > 100 * RTOL * np.abs(expected).max()
     # The top k: the largest probabilities, in order, with their class names.
-    names = np.array(exporting._class_names(model, model.metadata))
+    names = np.array(metadata.class_names(model, model.metadata))
     indices, top = out["encoded_top_k_indices"], out["encoded_top_k_probabilities"]
     assert indices.shape == (len(PHOTOS), min(5, len(names)))
     np.testing.assert_array_equal(out["encoded_top_k_names"], names[indices])
@@ -227,7 +228,7 @@ def predict(model, x):
 
 def predicted_probabilities(model, images):
     """kcnn.predict's probabilities for `images`, one row per image in class order."""
-    names = exporting._class_names(model, model.metadata)
+    names = metadata.class_names(model, model.metadata)
     column = {name: i for i, name in enumerate(names)}
     rows = kcnn.predict(model, images, top_k=len(names))
     probabilities = np.zeros((len(rows), len(names)))
@@ -334,12 +335,12 @@ def test_refuses_to_overwrite_and_overwrites_when_told(tmp_path):
 
 
 def test_a_failure_half_way_leaves_nothing(tmp_path, monkeypatch):
-    def half_written(model, out, **kwargs):
+    def half_written(format, model, out, **kwargs):
         os.makedirs(os.path.join(out, "variables"))
         open(os.path.join(out, "saved_model.pb"), "w").write("partial")
         raise OSError("disk full")
 
-    monkeypatch.setitem(exporting._WRITERS, "keras", half_written)
+    monkeypatch.setattr(exporting, "_write", half_written)
     model = kcnn.lenet5()
     with pytest.raises(OSError, match="disk full"):
         kcnn.export(model, tmp_path / "new.keras", format="keras")
