@@ -57,3 +57,35 @@ class SGD(keras.optimizers.SGD):
 
     def get_config(self):
         return {**super().get_config(), "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="kcnn")
+class AdamW(keras.optimizers.AdamW):
+    """AdamW that, by default, leaves one-dimensional variables out of the weight decay.
+
+    Biases and the scales and offsets of batch and layer normalisation (every
+    variable of rank 0 or 1) take no decay, as timm trains (its
+    `param_groups_weight_decay` puts every parameter with `ndim <= 1` in a
+    group without decay): shrinking a normalisation scale towards 0 only
+    fights the normalisation, and biases have no scale to regularise.
+    `keras.optimizers.AdamW` decays every variable unless told which to skip
+    through `exclude_from_weight_decay`, which must be called with the
+    variables before the optimizer is built; this class calls it from
+    `build`, when the variables are first known, so a recipe can make the
+    optimizer before the model it trains exists. `decay_1d=True` decays them
+    too, as Keras's AdamW does. (It replaces any exclusion set earlier by
+    `exclude_from_weight_decay`.)
+    """
+
+    def __init__(self, *args, decay_1d=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decay_1d = bool(decay_1d)
+
+    def build(self, var_list):
+        if not self.built and not self.decay_1d:
+            self.exclude_from_weight_decay(
+                var_list=[v for v in var_list if len(v.shape) <= 1])
+        super().build(var_list)
+
+    def get_config(self):
+        return {**super().get_config(), "decay_1d": self.decay_1d}

@@ -15,7 +15,14 @@ its recipes and parameter names carry over. Geometric operations keep the
 dtype (uint8 stays uint8; resizing rounds back to it). Random operations are
 stateless: each takes a `seed`, a shape-[2] integer tensor, and gives the same
 result for the same seed, which is what makes a pipeline repeat itself
-exactly.
+exactly. Most random ones draw their parameters and hand them to a
+deterministic function with torchvision's parameters (`affine`, `rotate`,
+`crop`, `center_crop`, `resize_shorter`, `adjust_*`, `erase`, `mixup_with`,
+`cutmix_with`); tests/menu/test_torchvision_parity.py checks those against
+`torchvision.transforms.v2` on photos. On purpose, kcnn rounds integer
+results to the nearest level where torchvision truncates (colour jitter,
+grayscale: one level at most), and `RandomErasing`'s "random" fill draws
+its own noise.
 
 `Augment` lists the random augmentations a training pipeline applies, with
 torchvision's names and defaults; the pipeline (`kcnn.data.pipeline`) strings
@@ -64,9 +71,11 @@ class Augment:
     shift: translate by up to this many pixels along each axis, filling with 0
         (small shifts for digits, where crops and flips would change the digit).
     rotation, translate, scale, shear: one random affine map per image, as
-        `RandomAffine(degrees=rotation, translate, scale, shear)` (rotation
-        alone is `RandomRotation(degrees)`): rotation in degrees, counter-
-        clockwise, d for (-d, d) or (min, max); translate (a, b), the largest
+        `RandomAffine(degrees=rotation, translate, scale, shear)`: rotation in
+        degrees, d for (-d, d) or (min, max), turning clockwise as
+        RandomAffine's angle does (`RandomRotation((a, b))` turns
+        counter-clockwise: it is `rotation=(-b, -a)` here; for d, (-d, d), the
+        two are the same); translate (a, b), the largest
         shift as a fraction of the width and the height (a alone: (a, a));
         scale (min, max); shear in degrees along x, d for (-d, d), (min, max),
         or (xmin, xmax, ymin, ymax) for both axes. Uncovered pixels are 0.
@@ -447,7 +456,9 @@ def resize_shorter(image, size, interpolation="bilinear", at_least=None):
     return tf.ensure_shape(out, [None, None, image.shape[-1]])
 
 
-def _crop(image, top, left, height, width):
+def crop(image, top, left, height, width):
+    """torchvision's `F.crop` for a box inside the image: rows top..top+height,
+    columns left..left+width."""
     return image[top:top + height, left:left + width, :]
 
 
@@ -457,7 +468,7 @@ def center_crop(image, size):
     shape = tf.shape(image)
     top = tf.cast(tf.round((shape[0] - height) / 2), tf.int32)
     left = tf.cast(tf.round((shape[1] - width) / 2), tf.int32)
-    out = _crop(image, top, left, height, width)
+    out = crop(image, top, left, height, width)
     return tf.ensure_shape(out, [height, width, image.shape[-1]])
 
 
@@ -482,10 +493,10 @@ def ten_crop(image, size):
     shape = tf.shape(image)
     bottom, right = shape[0] - height, shape[1] - width
     patches = [
-        _crop(image, 0, 0, height, width),
-        _crop(image, 0, right, height, width),
-        _crop(image, bottom, 0, height, width),
-        _crop(image, bottom, right, height, width),
+        crop(image, 0, 0, height, width),
+        crop(image, 0, right, height, width),
+        crop(image, bottom, 0, height, width),
+        crop(image, bottom, right, height, width),
         center_crop(image, (height, width)),
     ]
     crops = tf.stack(patches + [tf.reverse(p, axis=[1]) for p in patches])
@@ -609,13 +620,13 @@ def random_vertical_flip(image, seed, p=0.5):
 def affine_transform(angle, translate, scale, shear, height, width):
     """The 8 numbers of `tf.raw_ops.ImageProjectiveTransformV3` for an affine map.
 
-    torchvision's `_get_inverse_affine_matrix` about the image centre: rotate
-    by `angle` degrees counter-clockwise (as `F.rotate`), shear by
+    torchvision's `_get_inverse_affine_matrix` about the image centre, as
+    `F.affine` uses it: rotate by `angle` degrees clockwise, shear by
     `shear = (x, y)` degrees, scale, then translate by `translate = (tx, ty)`
     pixels. The transform maps each output pixel back to where it comes from.
     """
     rad = math.pi / 180.0
-    rot = -angle * rad  # torchvision's affine turns clockwise, rotate the other way
+    rot = angle * rad
     sx, sy = shear[0] * rad, shear[1] * rad
     tx, ty = translate
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
@@ -631,16 +642,55 @@ def affine_transform(angle, translate, scale, shear, height, width):
     return tf.stack([m0, m1, m2, m3, m4, m5, zero, zero])
 
 
-def random_affine(image, seed, degrees=None, translate=None, scale=None, shear=None,
-                  interpolation="nearest", fill=0):
-    """`RandomAffine(degrees, translate, scale, shear)`: one random map per image.
+def affine(image, angle=0.0, translate=(0.0, 0.0), scale=1.0, shear=(0.0, 0.0),
+           interpolation="nearest", fill=0):
+    """torchvision's `F.affine(image, angle, translate, scale, shear, fill=fill)`.
 
-    degrees: (min, max) counter-clockwise rotation; translate: (a, b), the
-    largest shifts as fractions of width and height (whole pixels, as
-    torchvision rounds them); scale: (min, max); shear: (xmin, xmax) or (xmin,
-    xmax, ymin, ymax) in degrees. None leaves that part out. Pixels from
-    outside the image are `fill`.
+    angle: degrees, clockwise (as `F.affine` and so `RandomAffine`; `rotate`
+    turns the other way, as `F.rotate`); translate: (tx, ty) pixels; scale: a
+    factor; shear: (x, y) degrees. Pixels from outside the image are `fill`.
+    Bilinear edges follow torchvision's fill: it interpolates a mask of the
+    image with it and takes `mask * (value - fill) + fill`, which darkens the
+    one-pixel rim of the moved image more than TensorFlow's own constant fill
+    does: with TensorFlow's fill, 1.6% of the values of a photo turned by 30
+    degrees were off torchvision's by more than 2/255 (up to 64/255); with the
+    mask, none (tests/menu/test_torchvision_parity.py). Integer images round
+    back, as torchvision does.
     """
+    if interpolation not in ("nearest", "bilinear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'bilinear'; received "
+                         f"interpolation={interpolation!r}.")
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    to_float = lambda v: tf.cast(v, tf.float32)  # noqa: E731
+    transform = affine_transform(to_float(angle), (to_float(translate[0]),
+                                                   to_float(translate[1])),
+                                 to_float(scale), (to_float(shear[0]), to_float(shear[1])),
+                                 height, width)
+    fill = tf.cast(fill, tf.float32)
+    if interpolation != "bilinear":  # nearest copies pixels: no rounding, no mask
+        out = tf.raw_ops.ImageProjectiveTransformV3(
+            images=image[None], transforms=transform[None], output_shape=shape[:2],
+            fill_value=fill, interpolation="NEAREST", fill_mode="CONSTANT")[0]
+        return tf.ensure_shape(out, image.shape)
+    x = tf.cast(image, tf.float32)  # the mask rides along as one more channel
+    x = tf.concat([x, tf.ones_like(x[..., :1])], axis=-1)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x[None], transforms=transform[None], output_shape=shape[:2],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+    out, mask = out[..., :-1], out[..., -1:]
+    out = _like(mask * (out - fill) + fill, image)
+    return tf.ensure_shape(out, image.shape)
+
+
+def rotate(image, angle, interpolation="nearest", fill=0):
+    """torchvision's `F.rotate(image, angle, fill=fill)`: `angle` degrees
+    counter-clockwise about the centre, the size kept."""
+    return affine(image, -tf.cast(angle, tf.float32), interpolation=interpolation, fill=fill)
+
+
+def _affine_draw(seed, image, degrees, translate, scale, shear):
+    """`RandomAffine.make_params`: angle, (tx, ty), scale, (shear x, shear y)."""
     seeds = tf.random.split(seed, 6)
     shape = tf.shape(image)
     height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
@@ -654,20 +704,32 @@ def random_affine(image, seed, degrees=None, translate=None, scale=None, shear=N
     shear_x = _uniform(seeds[4], shear[:2]) if shear else tf.constant(0.0)
     shear_y = _uniform(seeds[5], shear[2:]) if shear and len(shear) == 4 \
         else tf.constant(0.0)
-    transform = affine_transform(angle, (tx, ty), factor, (shear_x, shear_y), height, width)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform[None], output_shape=shape[:2],
-        fill_value=tf.cast(fill, tf.float32), interpolation=interpolation.upper(),
-        fill_mode="CONSTANT")[0]
-    return tf.ensure_shape(out, image.shape)
+    return angle, (tx, ty), factor, (shear_x, shear_y)
+
+
+def random_affine(image, seed, degrees=None, translate=None, scale=None, shear=None,
+                  interpolation="nearest", fill=0):
+    """`RandomAffine(degrees, translate, scale, shear)`: one random map per image.
+
+    degrees: (min, max), turning clockwise as torchvision's `RandomAffine`
+    (which hands its angle to `F.affine`); translate: (a, b), the largest
+    shifts as fractions of width and height (whole pixels, as torchvision
+    rounds them); scale: (min, max); shear: (xmin, xmax) or (xmin, xmax, ymin,
+    ymax) in degrees. None leaves that part out. Pixels from outside the image
+    are `fill`. The map drawn is `affine`'s.
+    """
+    angle, shift, factor, shear_xy = _affine_draw(seed, image, degrees, translate, scale,
+                                                  shear)
+    return affine(image, angle, shift, factor, shear_xy, interpolation, fill)
 
 
 def random_rotation(image, seed, degrees, interpolation="nearest", fill=0):
-    """`RandomRotation(degrees)`: d for (-d, d), or (min, max), counter-clockwise."""
+    """`RandomRotation(degrees)`: d for (-d, d), or (min, max), counter-clockwise
+    as torchvision's (`F.rotate`), the other way from `random_affine`."""
     if not isinstance(degrees, (list, tuple)):
         degrees = (-float(degrees), float(degrees))
-    return random_affine(image, seed, degrees=degrees, interpolation=interpolation,
-                         fill=fill)
+    angle = _affine_draw(seed, image, degrees, None, None, None)[0]
+    return rotate(image, angle, interpolation, fill)
 
 
 def _gray_float(x):
@@ -793,25 +855,39 @@ def _beta(seed, alpha):
 
 
 def mixup(images, labels, seed, alpha=1.0):
-    """torchvision's `MixUp`: lam ~ Beta(alpha, alpha) for the batch; each image
-    and its one-hot label become lam * own + (1 - lam) * the previous one's."""
-    lam = _beta(seed, alpha)
+    """torchvision's `MixUp`: lam ~ Beta(alpha, alpha) for the batch, then
+    `mixup_with`."""
+    return mixup_with(images, labels, _beta(seed, alpha))
+
+
+def mixup_with(images, labels, lam):
+    """`MixUp` for a given lam: each image and its one-hot label become
+    lam * own + (1 - lam) * the previous one's in the batch."""
     images = lam * images + (1.0 - lam) * tf.roll(images, 1, axis=0)
     labels = lam * labels + (1.0 - lam) * tf.roll(labels, 1, axis=0)
     return images, labels
 
 
 def cutmix(images, labels, seed, alpha=1.0):
-    """torchvision's `CutMix`: a box of about (1 - lam) of the area, lam ~
-    Beta(alpha, alpha), centred at a random pixel and clipped to the image, is
-    pasted from the previous image of the batch; labels mix by the area kept."""
+    """torchvision's `CutMix`: lam ~ Beta(alpha, alpha) and a centre pixel drawn
+    uniformly, then `cutmix_with`."""
     seeds = tf.random.split(seed, 3)
     lam = _beta(seeds[0], alpha)
     shape = tf.shape(images)
+    cy = tf.random.stateless_uniform([], seeds[1], 0, shape[1], dtype=tf.int32)
+    cx = tf.random.stateless_uniform([], seeds[2], 0, shape[2], dtype=tf.int32)
+    return cutmix_with(images, labels, lam, cy, cx)
+
+
+def cutmix_with(images, labels, lam, cy, cx):
+    """`CutMix` for a given lam and box centre (row cy, column cx): a box of
+    about (1 - lam) of the area, half-sides int(0.5 * sqrt(1 - lam) * size)
+    about the centre and clipped to the image, is pasted from the previous
+    image of the batch; labels mix by the area kept."""
+    shape = tf.shape(images)
     height, width = shape[1], shape[2]
-    cy = tf.random.stateless_uniform([], seeds[1], 0, height, dtype=tf.int32)
-    cx = tf.random.stateless_uniform([], seeds[2], 0, width, dtype=tf.int32)
-    r = 0.5 * tf.sqrt(1.0 - lam)
+    cy, cx = tf.cast(cy, tf.int32), tf.cast(cx, tf.int32)
+    r = 0.5 * tf.sqrt(1.0 - tf.cast(lam, tf.float32))
     half_h = tf.cast(r * tf.cast(height, tf.float32), tf.int32)
     half_w = tf.cast(r * tf.cast(width, tf.float32), tf.int32)
     y1, y2 = tf.maximum(cy - half_h, 0), tf.minimum(cy + half_h, height)

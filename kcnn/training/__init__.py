@@ -1,8 +1,8 @@
 """Training, evaluation and prediction on tf.data pipelines, on every backend."""
 
-from kcnn.optimizers import SGD
+from kcnn.optimizers import SGD, AdamW
 from kcnn.training.evaluate import evaluate, predict
 from kcnn.training.recipes import RECIPES, Recipe, get_recipe
 from kcnn.training.train import train
 
-__all__ = ["RECIPES", "Recipe", "SGD", "evaluate", "get_recipe", "predict", "train"]
+__all__ = ["RECIPES", "AdamW", "Recipe", "SGD", "evaluate", "get_recipe", "predict", "train"]

@@ -2,9 +2,10 @@
 
     kcnn.train(model, data, recipe="alexnet2012")
 
-- `"default"`: the modern recipe. AdamW (weight decay 0.05), linear warm-up
-  then cosine decay of the learning rate, label smoothing 0.1, early stopping
-  with the best weights restored.
+- `"default"`: the modern recipe. AdamW (weight decay 0.05, none on biases and
+  normalisation parameters, as timm trains: `kcnn.optimizers.AdamW`), linear
+  warm-up then cosine decay of the learning rate, label smoothing 0.1, early
+  stopping with the best weights restored.
 - `"alexnet2012"`: Krizhevsky et al. (2012). SGD, learning rate 0.01,
   momentum 0.9, batch 128, weight decay 5e-4 coupled as in the paper (added to
   the gradient before momentum, `kcnn.training.SGD`), the learning rate
@@ -26,7 +27,7 @@ import keras
 
 from kcnn import schedules
 from kcnn.data import Augment
-from kcnn.optimizers import SGD
+from kcnn.optimizers import AdamW, SGD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Recipe:
     epochs: int
     weight_decay: float = 0.0
     momentum: float = 0.9
+    # AdamW recipes: whether one-dimensional variables (biases, normalisation
+    # scales and offsets) decay too; timm and kcnn leave them out.
+    decay_1d: bool = False
     warmup_epochs: int = 0
     schedule: str = "cosine"  # "cosine" (per step), "plateau" or "constant"
     plateau_patience: int = 3  # torch's: the rate drops after patience + 1 bad epochs
@@ -97,8 +101,8 @@ class Recipe:
         if self.optimizer == "sgd":
             return SGD(learning_rate=rate, momentum=self.momentum, l2=self.weight_decay,
                        **extra)
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=self.weight_decay,
-                                      **extra)
+        return AdamW(learning_rate=rate, weight_decay=self.weight_decay,
+                     decay_1d=self.decay_1d, **extra)
 
     def augmentation(self, *, small_grayscale, channels=3):
         """The recipe's augmentation for the data; colour noise only for RGB models."""

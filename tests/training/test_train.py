@@ -23,6 +23,9 @@ def test_lenet5_reaches_97_percent_on_the_digits_with_the_default_recipe():
     # The model now remembers its data: class names and per-dataset statistics.
     assert model.metadata["class_names"] == [str(i) for i in range(10)]
     assert 0.1 < model.metadata["preprocessing"]["mean"][0] < 0.5
+    # The default recipe trains with AdamW that leaves 1-D variables undecayed.
+    assert isinstance(model.optimizer, kcnn.optimizers.AdamW)
+    assert model.optimizer.decay_1d is False
 
 
 def test_a_model_overfits_a_small_batch():
