@@ -28,7 +28,7 @@ def option(key, value, hyphens=False):
 # Words an option may take as a value (or that parse as something else).
 RESERVED = {"true", "yes", "on", "false", "no", "off", "none", "random", "nearest",
             "bilinear", "nan", "inf", "infinity", "min", "max", "rel", "abs", "cos",
-            "linear"}
+            "linear", "imagenet", "svhn"}
 words = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
     lambda w: w not in RESERVED)
 non_finite = st.sampled_from([math.nan, math.inf, -math.inf])

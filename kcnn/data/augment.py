@@ -1,6 +1,7 @@
 """Image operations for tf.data pipelines: resizing, crops, flips, colour, and
-torchvision's augmentation menu (affine maps, colour jitter, grayscale, random
-erasing, MixUp, CutMix).
+torchvision's augmentation menu (random resized crops, affine maps, colour
+jitter, grayscale, random erasing, MixUp, CutMix; AutoAugment, RandAugment and
+TrivialAugmentWide live in `kcnn.data.autoaugment`).
 
 Every function takes one image, `(height, width, channels)`, and runs as
 TensorFlow ops inside a `tf.data` map, whatever the Keras backend. Keras's own
@@ -17,8 +18,8 @@ stateless: each takes a `seed`, a shape-[2] integer tensor, and gives the same
 result for the same seed, which is what makes a pipeline repeat itself
 exactly. Most random ones draw their parameters and hand them to a
 deterministic function with torchvision's parameters (`affine`, `rotate`,
-`crop`, `center_crop`, `resize_shorter`, `adjust_*`, `erase`, `mixup_with`,
-`cutmix_with`); tests/menu/test_torchvision_parity.py checks those against
+`crop`, `center_crop`, `resized_crop`, `resize_shorter`, `adjust_*`, `erase`,
+`mixup_with`, `cutmix_with`); tests/menu/test_torchvision_parity.py checks those against
 `torchvision.transforms.v2` on photos. On purpose, kcnn rounds integer
 results to the nearest level where torchvision truncates (colour jitter,
 grayscale: one level at most), and `RandomErasing`'s "random" fill draws
@@ -50,6 +51,11 @@ IMAGENET_EIGVEC = (
 # ITU-R BT.601 luma, as PIL's convert("L") and tf.image.rgb_to_grayscale.
 _LUMA = (0.299, 0.587, 0.114)
 
+# The policies of kcnn.data.autoaugment, as Augment names them, and
+# AutoAugment's policy names (torchvision's AutoAugmentPolicy values).
+POLICIES = ("autoaugment", "randaugment", "trivialaugment")
+AUTOAUGMENT_POLICIES = ("imagenet", "cifar10", "svhn")
+
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos3", "lanczos5",
                   "gaussian", "mitchellcubic")
 
@@ -65,6 +71,14 @@ class Augment:
     crop: a random crop of the model's input size from the resized image
         (AlexNet: resize the shorter side to 256, crop 224 or 227). False: the
         centre crop that evaluation uses.
+    resized_crop: `RandomResizedCrop(size, scale, ratio)` in place of `crop`
+        (which it overrides): a box of a random share of the area in the
+        range `resized_crop` (True: torchvision's (0.08, 1.0)) and a
+        log-uniform aspect ratio (width / height) in `resized_crop_ratio`
+        ((3/4, 4/3)), cut from the ORIGINAL decoded image, as torchvision's
+        training presets do, and resized (antialiased, the preprocessing
+        record's interpolation) to the model's input size. The record's
+        `resize` then applies to evaluation only.
     flip: a horizontal flip with probability 1/2 (`RandomHorizontalFlip()`).
     vertical_flip: the probability of a vertical flip (`RandomVerticalFlip`,
         True: 0.5).
@@ -80,7 +94,17 @@ class Augment:
         scale (min, max); shear in degrees along x, d for (-d, d), (min, max),
         or (xmin, xmax, ymin, ymax) for both axes. Uncovered pixels are 0.
     interpolation: "nearest" (torchvision's default) or "bilinear", for the
-        affine map.
+        affine map and the policies below (torchvision's reference training
+        script passes its `--interpolation`, bilinear, to the policies).
+    autoaugment, randaugment, trivialaugment: one of torchvision's learned or
+        random policies (`kcnn.data.autoaugment`), at most one of the three,
+        on uint8 images after the crops, flips and affine map, before colour
+        jitter, as torchvision's `ClassificationPresetTrain` places them.
+        autoaugment: True or a policy name, "imagenet" (True), "cifar10" or
+        "svhn" (`AutoAugment(policy)`); randaugment: True for torchvision's
+        `RandAugment()` (2 operations at magnitude 9 of 31 bins), or
+        (num_ops, magnitude) or (num_ops, magnitude, num_magnitude_bins);
+        trivialaugment: True for `TrivialAugmentWide()`. Uncovered pixels are 0.
     brightness, contrast, saturation, hue: `ColorJitter`: a factor drawn from
         [max(0, 1 - b), 1 + b] (or a given (min, max)) for the first three, a
         hue shift from [-h, h] with 0 <= h <= 0.5 (or (min, max)), applied in a
@@ -125,6 +149,11 @@ class Augment:
     erasing_value: float | tuple | str = 0.0
     mixup: float = 0.0
     cutmix: float = 0.0
+    resized_crop: tuple | None = None
+    resized_crop_ratio: tuple = (3.0 / 4.0, 4.0 / 3.0)
+    autoaugment: str | None = None
+    randaugment: tuple | None = None
+    trivialaugment: bool = False
 
     def __post_init__(self):
         def put(name, value):
@@ -166,6 +195,24 @@ class Augment:
         put("erasing_ratio", _ordered_pair("erasing_ratio", self.erasing_ratio, low=0.0,
                                            open_low=True, required=True))
         put("erasing_value", _erasing_value(self.erasing_value))
+        resized = (0.08, 1.0) if self.resized_crop is True else self.resized_crop
+        put("resized_crop", None if resized is False else _ordered_pair(
+            "resized_crop", resized, low=0.0, high=1.0, open_low=True))
+        put("resized_crop_ratio", _ordered_pair("resized_crop_ratio",
+                                                self.resized_crop_ratio, low=0.0,
+                                                open_low=True, required=True))
+        put("autoaugment", _autoaugment(self.autoaugment))
+        put("randaugment", _randaugment(self.randaugment))
+        if self.trivialaugment is None:
+            put("trivialaugment", False)
+        elif not isinstance(self.trivialaugment, bool):
+            raise ValueError(f"Augment.trivialaugment must be True or False; received "
+                             f"trivialaugment={self.trivialaugment!r}.")
+        on = [name for name in POLICIES if getattr(self, name)]
+        if len(on) > 1:
+            raise ValueError(f"Augment takes one policy at a time; received "
+                             f"{' and '.join(f'{n}={getattr(self, n)!r}' for n in on)}. "
+                             f"Set the others to False.")
 
     @property
     def affine(self):
@@ -177,6 +224,11 @@ class Augment:
     def color_jitter(self):
         return any(v is not None for v in (self.brightness, self.contrast,
                                            self.saturation, self.hue))
+
+    @property
+    def policy(self):
+        """The policy switched on ("autoaugment", "randaugment", "trivialaugment") or None."""
+        return next((name for name in POLICIES if getattr(self, name)), None)
 
     @property
     def mixes(self):
@@ -196,7 +248,9 @@ def resolve(spec, base=None):
     augmentation: centre crop only), a dict of `Augment` fields, or options as
     the command line takes them: a string or list of strings such as
     "rotation=15 brightness=0.4 scale=0.9,1.1 erasing" (see `parse_options`).
-    Fields not given keep `base`'s values.
+    Fields not given keep `base`'s values, except that a policy switched on
+    (autoaugment, randaugment, trivialaugment) replaces the base's: at most
+    one runs.
     """
     base = Augment() if base is None else base
     if spec is None:
@@ -218,6 +272,8 @@ def resolve(spec, base=None):
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"augment has no option {key!r}.{hint} Options: "
                              f"{', '.join(fields)}.")
+    if any(spec.get(name) for name in POLICIES):
+        spec = {**{name: False for name in POLICIES}, **spec}
     return dataclasses.replace(base, **spec)
 
 
@@ -373,6 +429,36 @@ def _hue_range(value):
     return None if pair == (0.0, 0.0) else pair
 
 
+def _autoaugment(value):
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "imagenet"
+    if value in AUTOAUGMENT_POLICIES:
+        return value
+    raise ValueError(f"Augment.autoaugment must be True (the ImageNet policy), False, or "
+                     f"one of {', '.join(map(repr, AUTOAUGMENT_POLICIES))}; received "
+                     f"autoaugment={value!r}.")
+
+
+def _randaugment(value):
+    """True -> torchvision's (2, 9, 31); (num_ops, magnitude[, bins]) checked."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return 2, 9, 31
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(map(whole, value)):
+        num_ops, magnitude, bins = (tuple(value) + (31,))[:3]
+        if num_ops >= 1 and bins >= 2 and 0 <= magnitude < bins:
+            return num_ops, magnitude, bins
+    raise ValueError(f"Augment.randaugment must be True (torchvision's 2 operations at "
+                     f"magnitude 9 of 31 bins), False, or whole numbers (num_ops, "
+                     f"magnitude) or (num_ops, magnitude, num_magnitude_bins) with "
+                     f"num_ops >= 1, num_magnitude_bins >= 2 and 0 <= magnitude < "
+                     f"num_magnitude_bins; received randaugment={value!r}.")
+
+
 def _erasing_value(value):
     if value == "random":
         return value
@@ -478,6 +564,59 @@ def random_crop(image, size, seed):
     shape = tf.shape(image)
     out = tf.image.stateless_random_crop(image, tf.stack([height, width, shape[2]]), seed)
     return tf.ensure_shape(out, [height, width, image.shape[-1]])
+
+
+def resized_crop(image, top, left, height, width, size, interpolation="bilinear"):
+    """torchvision's `F.resized_crop(image, top, left, height, width, size,
+    interpolation, antialias=True)` for a box inside the image: the box cut
+    out and resized (antialiased) to `size`, an int for a square or (height,
+    width) (a list of two for `F.resized_crop`, where an int sets the shorter
+    side). Integer images round back."""
+    return resize(crop(image, top, left, height, width), size, interpolation)
+
+
+def resized_crop_box(height, width, seed, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
+    """The box `RandomResizedCrop` cuts: int32 (top, left, height, width).
+
+    As torchvision draws it: up to 10 tries of an area, a share in `scale` of
+    the image's, and an aspect ratio (width / height) log-uniform in `ratio`,
+    sides rounded to whole pixels; the first that fits is placed uniformly.
+    If none fits, the central box of the image's own aspect ratio clipped to
+    `ratio` (the whole image when that is within it).
+    """
+    seeds = tf.random.split(seed, 4)
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    area = tf.cast(height * width, tf.float32)
+    target = area * _uniform(seeds[0], scale, [10])
+    aspect = tf.exp(_uniform(seeds[1], (math.log(ratio[0]), math.log(ratio[1])), [10]))
+    widths = tf.cast(tf.round(tf.sqrt(target * aspect)), tf.int32)
+    heights = tf.cast(tf.round(tf.sqrt(target / aspect)), tf.int32)
+    fits = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
+    first = tf.argmax(tf.cast(fits, tf.int32))
+    # The fallback, in float64 as torchvision computes it in Python floats.
+    h64, w64 = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+    in_ratio = w64 / h64
+    fallback_h = tf.where(in_ratio < ratio[0], tf.round(w64 / ratio[0]), h64)
+    fallback_w = tf.where(in_ratio > ratio[1], tf.round(h64 * ratio[1]), w64)
+    found = tf.reduce_any(fits)
+    h = tf.where(found, heights[first], tf.cast(fallback_h, tf.int32))
+    w = tf.where(found, widths[first], tf.cast(fallback_w, tf.int32))
+    top = tf.where(found, tf.random.stateless_uniform([], seeds[2], 0, height - h + 1,
+                                                      dtype=tf.int32), (height - h) // 2)
+    left = tf.where(found, tf.random.stateless_uniform([], seeds[3], 0, width - w + 1,
+                                                       dtype=tf.int32), (width - w) // 2)
+    return tf.stack([top, left, h, w])
+
+
+def random_resized_crop(image, seed, size, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
+                        interpolation="bilinear"):
+    """`RandomResizedCrop(size, scale, ratio, interpolation, antialias=True)`:
+    `resized_crop_box`'s box, resized to `size` (an int for a square, or
+    (height, width))."""
+    shape = tf.shape(image)
+    top, left, height, width = tf.unstack(resized_crop_box(shape[0], shape[1], seed, scale,
+                                                           ratio))
+    return resized_crop(image, top, left, height, width, size, interpolation)
 
 
 def ten_crop(image, size):
@@ -654,8 +793,10 @@ def affine(image, angle=0.0, translate=(0.0, 0.0), scale=1.0, shear=(0.0, 0.0),
     one-pixel rim of the moved image more than TensorFlow's own constant fill
     does: with TensorFlow's fill, 1.6% of the values of a photo turned by 30
     degrees were off torchvision's by more than 2/255 (up to 64/255); with the
-    mask, none (tests/menu/test_torchvision_parity.py). Integer images round
-    back, as torchvision does.
+    mask, none (tests/menu/test_torchvision_parity.py). `fill=None` is
+    torchvision's `fill=None` (the default of its AutoAugment, RandAugment and
+    TrivialAugmentWide): no mask, the rim blended with zeros once. Integer
+    images round back, as torchvision does.
     """
     if interpolation not in ("nearest", "bilinear"):
         raise ValueError(f"interpolation must be 'nearest' or 'bilinear'; received "
@@ -667,6 +808,12 @@ def affine(image, angle=0.0, translate=(0.0, 0.0), scale=1.0, shear=(0.0, 0.0),
                                                    to_float(translate[1])),
                                  to_float(scale), (to_float(shear[0]), to_float(shear[1])),
                                  height, width)
+    if fill is None:  # torchvision's None: zeros from outside, no mask
+        out = tf.raw_ops.ImageProjectiveTransformV3(
+            images=tf.cast(image, tf.float32)[None], transforms=transform[None],
+            output_shape=shape[:2], fill_value=0.0, interpolation=interpolation.upper(),
+            fill_mode="CONSTANT")[0]
+        return tf.ensure_shape(_like(out, image), image.shape)
     fill = tf.cast(fill, tf.float32)
     if interpolation != "bilinear":  # nearest copies pixels: no rounding, no mask
         out = tf.raw_ops.ImageProjectiveTransformV3(
@@ -811,7 +958,9 @@ def erasing_box(height, width, seed, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3)
     widths = tf.cast(tf.round(tf.sqrt(erase_area / aspect)), tf.int32)
     fits = (heights < height) & (widths < width)
     first = tf.argmax(tf.cast(fits, tf.int32))
-    h, w = heights[first], widths[first]
+    # When no try fits, a zero box keeps the position draw below in range.
+    h = tf.where(tf.reduce_any(fits), heights[first], 0)
+    w = tf.where(tf.reduce_any(fits), widths[first], 0)
     top = tf.random.stateless_uniform([], seeds[3], 0, height - h + 1, dtype=tf.int32)
     left = tf.random.stateless_uniform([], seeds[4], 0, width - w + 1, dtype=tf.int32)
     apply = (tf.random.stateless_uniform([], seeds[0]) < p) & tf.reduce_any(fits)

@@ -13,9 +13,14 @@ preprocessing record says (`model.metadata["preprocessing"]`, see
 (scaled up further if a side would be shorter than the crop; the whole image to
 `crop` when `resize` is None), a `crop` patch
 taken (random for training, central for evaluation), converted to the model's
-channel count, then `(pixels * scale - mean) / std`. Examples stay uint8 up to
+channel count, then `(pixels * scale - mean) / std`. Training may crop at
+another size than evaluation (`crop_size`, e.g. torchvision's 176 against 224),
+and with `Augment(resized_crop=...)` it cuts torchvision's random resized crop
+from the original decoded image instead (as torchvision's training presets do:
+the record's `resize` is then evaluation's alone). Examples stay uint8 up to
 batching (a cache holds uint8). The per-example augmentations (crops, flips,
-affine maps, colour jitter, grayscale) run on them; the PCA colour noise,
+affine maps, AutoAugment / RandAugment / TrivialAugmentWide, colour jitter,
+grayscale) run on them, in that order; the PCA colour noise,
 normalisation, the fill of random erasing (drawn per example, in normalised
 units as torchvision erases after `Normalize`), and MixUp/CutMix run per batch.
 With `class_weight`, training batches are `(images, labels, sample_weights)`.
@@ -43,6 +48,7 @@ import tensorflow as tf
 
 from kcnn import checks
 from kcnn.data import augment as ops
+from kcnn.data import autoaugment
 from kcnn.data.augment import Augment
 from kcnn.data.sources import DEFAULT_SHUFFLE_BUFFER, Source
 
@@ -74,7 +80,8 @@ class EpochOrder(keras.callbacks.Callback):
 
 def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0,
                    shuffle_buffer=None, cache=False, drop_remainder=True, one_hot=False,
-                   num_classes=None, channels=None, class_weight=None, epoch_order=None):
+                   num_classes=None, channels=None, class_weight=None, epoch_order=None,
+                   crop_size=None):
     """Shuffled, augmented training batches.
 
     Args:
@@ -86,15 +93,17 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             per-channel `mean` and `std`.
         batch_size: the GLOBAL batch size (under a distribution strategy, the
             sum over replicas).
-        augment: an `Augment` (crop, flips, affine maps, colour jitter,
-            grayscale, PCA lighting, erasing, MixUp, CutMix), or None for none
-            (centre crop only).
+        augment: an `Augment` (crop or resized crop, flips, affine maps, a
+            policy, colour jitter, grayscale, PCA lighting, erasing, MixUp,
+            CutMix), or None for none (centre crop only).
         seed: an integer; the same seed gives the same batches.
         shuffle_buffer: examples in the shuffle buffer; None: the source's
             suggestion (all of a folder's or arrays' records, else 10,000).
         cache: False; True to keep the decoded, resized images in memory; or a
             file path prefix to cache them on disk. Augmentation always runs
-            after the cache, so each epoch sees new crops.
+            after the cache, so each epoch sees new crops. With
+            `Augment(resized_crop=...)` the cache holds the decoded images at
+            their own size (the crop is cut from those).
         drop_remainder: drop the last partial batch (fixed shapes: JAX compiles
             once, distribution strategies split evenly).
         one_hot: float32 one-hot labels of `num_classes` (label smoothing,
@@ -110,6 +119,14 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             callback: each pass is the epoch it holds, so the order and the
             augmentation depend on (seed, epoch) alone (the same on one device
             and on several replicas, and again after resuming at that epoch).
+        crop_size: the training crop, an int or (height, width); None: the
+            record's `crop`. torchvision's newer weights train at 176 and
+            evaluate at 224 (FixRes, Touvron et al. 2019: random resized crops
+            make objects look larger than evaluation's centre crops, so a
+            smaller training crop evens out what the model sees); evaluation
+            (`eval_pipeline`) keeps the record's resize and crop. Without
+            `resized_crop`, the image is still resized as the record says
+            (scaled up if the crop would not fit) and a `crop_size` patch taken.
 
     Returns:
         A `tf.data.Dataset` of (images, labels) batches, or (images, labels,
@@ -124,6 +141,7 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
     _check_batch_size(batch_size)
     records, decode, skip_errors, suggested, source_classes = _unpack(data)
     record, channels = check_preprocessing(preprocessing, channels)
+    record = _training_record(record, crop_size)
     rgb_only = augment.rgb_only()
     if rgb_only and channels != 3:
         settings = ", ".join(f"{name}={getattr(augment, name)!r}" for name in rgb_only)
@@ -143,14 +161,22 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
         raise ValueError(f"epoch_order must be None or a kcnn.data.pipeline.EpochOrder; "
                          f"received epoch_order={epoch_order!r}.")
 
+    policy = _policy(augment)
+
     def prepare(*record_parts):
         image, label = decode(*record_parts)
-        return _resize(image, record), tf.cast(label, tf.int64)
+        if not augment.resized_crop:  # which cuts from the image as decoded
+            image = _resize(image, record)
+        return image, tf.cast(label, tf.int64)
 
     def random_part(example, key):
         image, label = example
         seeds = _seeds(seed, key)
-        if augment.crop:
+        if augment.resized_crop:
+            image = ops.random_resized_crop(image, seeds[0], record["crop"],
+                                            augment.resized_crop, augment.resized_crop_ratio,
+                                            record["interpolation"])
+        elif augment.crop:
             image = ops.random_crop(image, record["crop"], seeds[0])
         else:
             image = ops.center_crop(image, record["crop"])
@@ -164,6 +190,8 @@ def train_pipeline(data, preprocessing, *, batch_size, augment=Augment(), seed=0
             image = ops.random_affine(image, seeds[5], augment.rotation, augment.translate,
                                       augment.scale, augment.shear, augment.interpolation)
         image = ops.to_channels(image, channels)
+        if policy is not None:
+            image = policy(image, seeds[11])
         if augment.color_jitter:
             image = ops.color_jitter(image, seeds[6], augment.brightness, augment.contrast,
                                      augment.saturation, augment.hue)
@@ -492,9 +520,39 @@ def _resize(image, record):
                               at_least=record["crop"])
 
 
-# Per example, seeds 0-8 go to the augmentations in `random_part`; seeds 9
-# and 10 of a batch's first example draw that batch's erasing noise and mix.
-_SEEDS = 11
+# Per example, seeds 0-8 and 11 go to the augmentations in `random_part`;
+# seeds 9 and 10 of a batch's first example draw that batch's erasing noise
+# and mix. (The first 11 are the same whatever the count.)
+_SEEDS = 12
+
+
+def _training_record(record, crop_size):
+    """The checked record with the training crop `crop_size` (None: its own)."""
+    if crop_size is None:
+        return record
+    sides = tuple(crop_size) if isinstance(crop_size, (list, tuple)) else (crop_size,) * 2
+    if len(sides) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                  and v >= 1 for v in sides):
+        raise ValueError(f"crop_size must be None (the preprocessing record's crop), a "
+                         f"positive integer or (height, width); received "
+                         f"crop_size={crop_size!r}.")
+    return {**record, "crop": (int(sides[0]), int(sides[1]))}
+
+
+def _policy(augment):
+    """The `Augment`'s policy as a function (uint8 image, seed) -> image, or None."""
+    if augment.policy is None:
+        return None
+    options = {"interpolation": augment.interpolation}  # fill: torchvision's None
+    if augment.autoaugment:
+        return lambda image, seed: autoaugment.auto_augment(
+            image, seed, policy=augment.autoaugment, **options)
+    if augment.randaugment:
+        num_ops, magnitude, bins = augment.randaugment
+        return lambda image, seed: autoaugment.rand_augment(
+            image, seed, num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=bins,
+            **options)
+    return lambda image, seed: autoaugment.trivial_augment_wide(image, seed, **options)
 
 
 def _seeds(seed, key):

@@ -70,7 +70,22 @@ VALID = {
                                st.tuples(*[st.floats(-3, 3)] * 3)),
     "mixup": st.one_of(st.booleans(), numbers(0, 5)),
     "cutmix": st.one_of(st.booleans(), numbers(0, 5)),
+    "resized_crop": st.one_of(st.none(), st.booleans(), pairs(1e-3, 1)),
+    "resized_crop_ratio": pairs(1e-3, 10),
+    "autoaugment": st.one_of(st.none(), st.booleans(),
+                             st.sampled_from(["imagenet", "cifar10", "svhn"])),
+    "randaugment": st.one_of(
+        st.none(), st.booleans(), st.tuples(st.integers(1, 4), st.integers(0, 30)),
+        st.integers(2, 40).flatmap(lambda bins: st.tuples(
+            st.integers(1, 4), st.integers(0, bins - 1), st.just(bins)))),
+    "trivialaugment": st.one_of(st.none(), st.booleans()),
 }
+POLICIES = ("autoaugment", "randaugment", "trivialaugment")
+
+
+def one_policy(options):
+    """At most one of the policies on: Augment refuses two."""
+    return sum(bool(options.get(name)) for name in POLICIES) <= 1
 
 
 def test_every_augment_field_has_a_strategy():
@@ -78,7 +93,8 @@ def test_every_augment_field_has_a_strategy():
 
 
 @settings(max_examples=60)
-@given(options=st.fixed_dictionaries({}, optional=VALID), hyphens=st.booleans(),
+@given(options=st.fixed_dictionaries({}, optional=VALID).filter(one_policy),
+       hyphens=st.booleans(),
        as_list=st.booleans())
 def test_written_options_parse_back_to_the_same_augment(options, hyphens, as_list):
     tokens = [option(k, v, hyphens) for k, v in options.items()]
@@ -128,6 +144,19 @@ INVALID = {
                                with_non_finite),
     "mixup": bad_alpha,
     "cutmix": bad_alpha,
+    "resized_crop": st.one_of(st.floats(0.1, 1), bad_range,
+                              pairs(-1, 2).filter(lambda p: p[0] <= 0 or p[1] > 1)),
+    "resized_crop_ratio": st.one_of(st.none(), st.floats(0.1, 2), bad_range,
+                                    pairs(-1, 2).filter(lambda p: p[0] <= 0)),
+    "autoaugment": st.one_of(st.integers(), st.floats(allow_nan=False),
+                             st.sampled_from(["imagenet1k", "cifar100", "svhn2"])),
+    "randaugment": st.one_of(
+        st.integers(), st.floats(allow_nan=False),
+        st.tuples(st.integers(max_value=0), st.integers(0, 30)),  # no operation
+        st.tuples(st.integers(1, 4), st.integers(min_value=31)),  # past the last bin
+        st.tuples(st.integers(1, 4), st.integers(max_value=-1)),
+        st.tuples(st.floats(0.5, 3.5), st.integers(0, 9))),
+    "trivialaugment": st.one_of(st.integers(), st.floats(allow_nan=False)),
 }
 
 

@@ -107,6 +107,9 @@ def test_erasing_boxes_follow_scale_and_ratio():
         assert h > 0 and w > 0 and top + h <= 40 and left + w <= 60
         assert 0.04 <= h * w / 2400 <= 0.22 and 0.4 <= h / w <= 2.5  # up to rounding
     assert ops.erasing_box(40, 60, seed(0), 0.0).numpy().tolist() == [0, 0, 0, 0]
+    # no try fits (every box taller than the image): nothing erased, no failing draw
+    assert ops.erasing_box(10, 10, seed(1), 1.0, (0.9, 1.0), (3.0, 3.3)).numpy().tolist() \
+        == [0, 0, 0, 0]
     out = ops.random_erasing(tf.constant(IMAGE), seed(5), 1.0, value=7).numpy()
     changed = np.any(out != IMAGE, axis=-1)
     rows, cols = np.nonzero(changed)
@@ -185,6 +188,17 @@ def test_erasing_fills_with_the_value_in_normalised_units():
     ({"erasing_value": "mean"}, r"Augment.erasing_value must be a number"),
     ({"mixup": -1}, r"Augment.mixup is the Beta distribution's alpha"),
     ({"interpolation": "cubic"}, r"Augment.interpolation must be 'nearest' or 'bilinear'"),
+    ({"autoaugment": "imagenet1k"}, r"Augment.autoaugment must be True .*'cifar10'.*"
+                                    r"autoaugment='imagenet1k'"),
+    ({"randaugment": (2, 31)}, r"Augment.randaugment .*0 <= magnitude < num_magnitude_bins"),
+    ({"randaugment": (0, 9)}, r"Augment.randaugment .*num_ops >= 1.*randaugment=\(0, 9\)"),
+    ({"randaugment": 2}, r"Augment.randaugment must be True"),
+    ({"trivialaugment": 1}, r"Augment.trivialaugment must be True or False"),
+    ({"trivialaugment": True, "autoaugment": "svhn"},
+     r"one policy at a time; received autoaugment='svhn' and trivialaugment=True"),
+    ({"resized_crop": (0.0, 1.0)}, r"Augment.resized_crop must be a pair .*> 0.0, <= 1.0"),
+    ({"resized_crop": (0.5, 0.2)}, r"Augment.resized_crop must be a pair .*min <= max"),
+    ({"resized_crop_ratio": (0, 1)}, r"Augment.resized_crop_ratio must be a pair"),
 ])
 def test_bad_augment_parameters_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -213,6 +227,23 @@ def test_options_as_the_command_line_writes_them():
     with pytest.raises(ValueError, match=r"augment has no option 'rotate'. Did you mean "
                                          r"'rotation'"):
         ops.resolve(["rotate=15"])
+
+
+def test_policies_and_resized_crop_as_the_command_line_writes_them():
+    assert ops.resolve("autoaugment").autoaugment == "imagenet"
+    assert ops.resolve("autoaugment=svhn").autoaugment == "svhn"
+    assert ops.resolve("randaugment").randaugment == (2, 9, 31)  # torchvision's defaults
+    assert ops.resolve("randaugment=3,12").randaugment == (3, 12, 31)
+    assert ops.resolve("randaugment=1,5,11").randaugment == (1, 5, 11)
+    trivial = ops.resolve("trivialaugment interpolation=bilinear")
+    assert trivial.trivialaugment is True and trivial.policy == "trivialaugment"
+    assert Augment().policy is None
+    # a policy given replaces the base's (a recipe's TrivialAugment, say)
+    assert ops.resolve("randaugment", trivial).policy == "randaugment"
+    assert ops.resolve("resized_crop").resized_crop == (0.08, 1.0)
+    crop = ops.resolve("resized_crop=0.25,1 resized_crop_ratio=0.5,2")
+    assert crop.resized_crop == (0.25, 1.0) and crop.resized_crop_ratio == (0.5, 2.0)
+    assert Augment(resized_crop=False).resized_crop is None
 
 
 def test_preview_writes_a_png_grid_of_what_the_model_sees(tmp_path):
@@ -255,3 +286,53 @@ def test_train_options_from_the_command_line():
     plain = train_command.menu(parser.parse_args(["train", "lenet5", "--schedule",
                                                   "cosine"]))
     assert plain["schedule"] == "cosine" and plain["augment"] is None
+
+
+SMALL_SOURCE = load((RNG.integers(0, 256, (4, 24, 30, 3), dtype=np.uint8), np.arange(4) % 2))
+SMALL_RECORD = {**IMAGENET, "resize": 20, "crop": 16}
+
+
+def first_batch(augment, seed=0, **kwargs):
+    ds = train_pipeline(SMALL_SOURCE, SMALL_RECORD, batch_size=4, augment=augment, seed=seed,
+                        **kwargs)
+    return next(iter(ds))[0].numpy()
+
+
+@pytest.mark.parametrize("policy", ["trivialaugment", "randaugment=3,15", "autoaugment"])
+def test_a_pipeline_with_each_policy_repeats_with_its_seed(policy):
+    # One pipeline, passes keyed by the epoch alone: the same epoch twice must
+    # give the same batch, in order; another epoch other draws (as a set of
+    # images, since the order changes too).
+    order = pipeline.EpochOrder()
+    ds = train_pipeline(SMALL_SOURCE, SMALL_RECORD, batch_size=4, seed=0, epoch_order=order,
+                        augment=ops.resolve(f"{policy} flip=false crop=false"))
+    first, again = next(iter(ds))[0].numpy(), next(iter(ds))[0].numpy()
+    order.epoch.assign(1)
+    later = next(iter(ds))[0].numpy()
+    assert first.shape == (4, 16, 16, 3)
+    np.testing.assert_array_equal(first, again)
+    plain = {ops.normalize(ops.center_crop(ops.resize_shorter(image, 20), 16),
+                           SMALL_RECORD).numpy().tobytes() for image, _ in SMALL_SOURCE.dataset}
+    assert {x.tobytes() for x in first} != plain  # the policy changed images
+    assert {x.tobytes() for x in first} != {x.tobytes() for x in later}
+
+
+def test_crop_size_sets_the_training_crop_and_the_resized_crop_cuts_the_original():
+    assert first_batch(Augment(), crop_size=12).shape == (4, 12, 12, 3)
+    assert first_batch(Augment(), crop_size=(24, 22)).shape == (4, 24, 22, 3)  # > resize
+    # The whole image (area share 1, its own aspect ratio 30/24) resized to the
+    # crop in one step: equal to resizing the original, which resizing it to
+    # the record's 20 first and then again would not be.
+    whole = Augment(flip=False, resized_crop=(1.0, 1.0), resized_crop_ratio=(1.25, 1.25))
+    images = [image for image, _ in SMALL_SOURCE.dataset]
+    want = {ops.normalize(ops.resize(image, (8, 10)), SMALL_RECORD).numpy().tobytes()
+            for image in images}
+    twice = {ops.normalize(ops.resize(ops.resize_shorter(image, 20), (8, 10)),
+                           SMALL_RECORD).numpy().tobytes() for image in images}
+    assert not want & twice
+    for cache in (False, True):  # in the shuffled order
+        got = first_batch(whole, crop_size=(8, 10), cache=cache)
+        assert got.shape == (4, 8, 10, 3) and {x.tobytes() for x in got} == want
+    for bad in (0, (16,), 1.5, True):
+        with pytest.raises(ValueError, match=r"crop_size must be None .*received crop_size="):
+            first_batch(Augment(), crop_size=bad)

@@ -257,3 +257,56 @@ def test_cutmix_equals_torchvisions_cutmix_for_a_given_lambda_and_centre(lam, ce
     np.testing.assert_array_equal(got_images.numpy(), want_images.permute(0, 2, 3, 1).numpy())
     np.testing.assert_allclose(got_labels.numpy(), want_labels.numpy(), atol=1e-6)
     assert not np.array_equal(got_images.numpy(), images)  # a box was pasted
+
+
+# ---------------------------------------------------------------------------
+# RandomResizedCrop: the resize of a given box, and the box draw.
+
+@pytest.mark.parametrize("box, size", [((5, 7, 60, 90), (32, 48)),  # shrinking
+                                       ((10, 20, 30, 40), (64, 80)),  # growing
+                                       ((0, 0, 86, 128), (40, 40))])  # whole, squashed
+def test_resized_crop_of_a_given_box_equals_torchvisions(box, size):
+    for photo in SMALL:
+        got = ops.resized_crop(tf.constant(photo), *box, size).numpy()
+        want = F.resized_crop(tv(photo), *box, size=list(size), interpolation=BILINEAR,
+                              antialias=True)
+        assert_interpolated(got, hwc(want))
+
+
+def test_resized_crop_box_draws_as_torchvisions_random_resized_crop():
+    scale, ratio = (0.08, 1.0), (3 / 4, 4 / 3)
+    seeds = tf.data.Dataset.range(300).map(lambda i: tf.stack([i, tf.constant(5, tf.int64)]))
+    boxes = next(iter(seeds.map(lambda s: ops.resized_crop_box(86, 128, s, scale, ratio))
+                      .batch(300))).numpy()
+    again = ops.resized_crop_box(86, 128, tf.constant([7, 5], tf.int64), scale, ratio)
+    np.testing.assert_array_equal(again.numpy(), boxes[7])  # the same seed, the same box
+    top, left, h, w = boxes.T
+    assert (top >= 0).all() and (left >= 0).all() and (top + h <= 86).all() \
+        and (left + w <= 128).all()
+    # sides are whole pixels rounded from the drawn area and ratio: half a pixel each
+    area = h * w / (86 * 128)
+    assert (area >= scale[0] * 0.8).all() and (w / h >= ratio[0] * 0.9).all() \
+        and (w / h <= ratio[1] / 0.9).all()
+    assert len({tuple(b) for b in boxes}) > 250  # seeds differ, boxes differ
+    # the same distribution as torchvision's draw: means and spreads of the area
+    # share and the log aspect ratio (standard errors about 0.016 and 0.01)
+    crop = v2.RandomResizedCrop(32, scale=scale, ratio=ratio)
+    torch.manual_seed(0)
+    theirs = [crop.make_params([tv(SMALL[0])]) for _ in range(300)]
+    their_area = np.array([p["height"] * p["width"] for p in theirs]) / (86 * 128)
+    their_log = np.log([p["width"] / p["height"] for p in theirs])
+    assert abs(area.mean() - their_area.mean()) < 0.06
+    assert abs(area.std() - their_area.std()) < 0.05
+    assert abs(np.log(w / h).mean() - their_log.mean()) < 0.04
+    assert abs(np.log(w / h).std() - their_log.std()) < 0.03
+
+
+def test_resized_crop_box_falls_back_to_torchvisions_central_box():
+    # No try fits: torchvision's fallback is deterministic, so the boxes are equal.
+    for shape, scale in (((10, 200), (0.9, 1.0)),  # too wide for the ratio: 4/3 kept
+                         ((200, 10), (0.9, 1.0)),  # too tall: 3/4 kept
+                         ((30, 40), (1.5, 2.0))):  # too large an area: the whole image
+        image = tv(np.zeros(shape + (3,), np.uint8))
+        want = v2.RandomResizedCrop(8, scale=scale).make_params([image])
+        got = ops.resized_crop_box(*shape, SEED, scale).numpy().tolist()
+        assert got == [want["top"], want["left"], want["height"], want["width"]]
