@@ -138,6 +138,17 @@ def variable_key(optimizer, variable):
     return _read(optimizer, "_var_key", "how an optimizer keys model variables")(variable)
 
 
+def uses_weight_decay(optimizer, variable):
+    """`Optimizer._use_weight_decay`: whether `variable` was left out by
+    `exclude_from_weight_decay` (by variable or by name pattern).
+
+    Keras applies that exclusion only to its own decoupled decay; kcnn's `SGD`
+    reads it for its coupled L2.
+    """
+    return _read(optimizer, "_use_weight_decay",
+                 "which variables an optimizer's weight decay skips")(variable)
+
+
 def built_variables(optimizer):
     """`Optimizer._trainable_variables`: the model variables `optimizer` was
     last built on, in order (`optimizer.variables` are its own slots)."""

@@ -9,6 +9,8 @@ saves load on every backend, TensorFlow installed or not.
 import keras
 from keras import ops
 
+from kcnn import _keras_internal
+
 
 @keras.saving.register_keras_serializable(package="kcnn")
 class SGD(keras.optimizers.SGD):
@@ -25,6 +27,11 @@ class SGD(keras.optimizers.SGD):
     `torch.optim.SGD(lr, momentum, weight_decay=l2)` step for step; when the
     rate changes, Keras folds it into the velocity while torch applies it
     after, which differs slightly for a few steps after each change.
+
+    Variables passed to Keras's `exclude_from_weight_decay(var_list=...,
+    var_names=...)` before the optimizer is built take no `l2`, as torch's
+    parameter groups with `weight_decay=0` (torchvision's recipes leave
+    normalisation parameters out this way, `--norm-weight-decay 0.0`).
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, l2=0.0,
@@ -50,7 +57,7 @@ class SGD(keras.optimizers.SGD):
         self.l2 = l2
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.l2:
+        if self.l2 and _keras_internal.uses_weight_decay(self, variable):
             gradient = ops.add(ops.cast(gradient, variable.dtype),
                                ops.multiply(ops.cast(self.l2, variable.dtype), variable))
         super().update_step(gradient, variable, learning_rate)

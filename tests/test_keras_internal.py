@@ -162,6 +162,15 @@ def test_variable_key_is_stable_and_distinct():
     assert internal.variable_key(optimizer, a) != internal.variable_key(optimizer, b)
 
 
+def test_uses_weight_decay_follows_exclude_from_weight_decay():
+    optimizer = keras.optimizers.SGD(0.1)
+    a, b, c = _variables()
+    optimizer.exclude_from_weight_decay(var_list=[a], var_names=["v2"])
+    assert not internal.uses_weight_decay(optimizer, a)
+    assert internal.uses_weight_decay(optimizer, b)
+    assert not internal.uses_weight_decay(optimizer, c)  # by name
+
+
 def test_built_variables_are_the_build_list_in_order():
     optimizer = keras.optimizers.Adam(0.1)
     a, b, _ = _variables()

@@ -7,6 +7,7 @@ with Keras's own callbacks. Files go to `out_dir` only when one is given.
 """
 
 import csv
+import functools
 import json
 import os
 
@@ -18,8 +19,9 @@ from kcnn.data import eval_pipeline, load_with_validation, mean_std, train_pipel
 from kcnn.data import augment as augment_ops
 from kcnn.data.pipeline import EpochOrder, class_counts
 from kcnn.loading import is_keras_path, load_model
-from kcnn.models._common import ends_in_softmax
+from kcnn.models._common import channel_axis, ends_in_softmax, image_shape
 from kcnn.training import distribute
+from kcnn.training.ema import ModelEMA
 from kcnn.training.recipes import get_recipe
 from kcnn.training.setup import SMALL, batch_that_fits, build_for_source, model_size
 
@@ -138,12 +140,14 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         keras.config.set_dtype_policy(mixed_precision)
     try:
         with placement.scope():
-            model = _model(model, train_source, placement, init)
+            model = _model(model, train_source, placement, init,
+                           any_size=recipe.train_crop is not None)
     finally:
         keras.config.set_dtype_policy(previous_policy)  # the policy is for this model only
     with placement.scope():
         small_gray = train_source.channels == 1 and model_size(model) <= SMALL
         recipe = recipe.for_data(small_grayscale=small_gray)
+        train_crop = _train_crop(recipe, model)
         epochs = recipe.epochs if epochs is None else epochs
         batch_size = batch_that_fits(recipe.batch_size if batch_size is None else batch_size,
                                      train_source.num_examples, placement.replicas,
@@ -152,8 +156,12 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         if small_gray:
             mean, std = mean_std(train_source)
             preprocessing.update(mean=[float(v) for v in mean], std=[float(v) for v in std])
-        model.metadata.update(preprocessing=preprocessing,
-                              class_names=list(train_source.class_names))
+        if train_crop is not None and recipe.eval_resize:
+            preprocessing["resize"] = recipe.eval_resize
+        # A dict argument: Keras tracks a metadata dict set on a model as a
+        # TrackedDict, whose update takes no keywords.
+        model.metadata.update({"preprocessing": preprocessing,
+                               "class_names": list(train_source.class_names)})
 
         augmentation = augment_ops.resolve(
             augment, recipe.augmentation(small_grayscale=small_gray,
@@ -168,7 +176,8 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         train_ds = train_pipeline(
             train_source, preprocessing, batch_size=batch_size, seed=seed,
             augment=augmentation, one_hot=one_hot, num_classes=_num_classes(model),
-            channels=channels, cache=cache, class_weight=weights, epoch_order=epoch_order)
+            channels=channels, cache=cache, class_weight=weights, epoch_order=epoch_order,
+            crop_size=train_crop)
         val_ds = None if val_source is None else eval_pipeline(
             val_source, preprocessing, one_hot=one_hot, num_classes=_num_classes(model),
             channels=channels, cache=cache,
@@ -177,16 +186,20 @@ def train(model, data, *, epochs=None, batch_size=None, recipe="default",
         monitor = "val_loss" if val_ds is not None else "loss"
         rate, rate_callbacks = _schedule(
             schedule, schedule_name, schedule_options, recipe, steps_per_epoch=steps,
-            epochs=epochs, learning_rate=learning_rate, monitor=monitor)
+            epochs=epochs, learning_rate=learning_rate, monitor=monitor,
+            batch_size=batch_size)
         model.compile(
             optimizer=recipe.make_optimizer(
                 learning_rate=rate, clipnorm=clipnorm,
-                gradient_accumulation_steps=gradient_accumulation_steps),
+                gradient_accumulation_steps=gradient_accumulation_steps, model=model),
             loss=_loss(model, loss_name or loss, loss_options, smoothing, one_hot),
             metrics=_metrics(one_hot, _num_classes(model)))
+    ema = None if not recipe.ema_decay else ModelEMA(
+        ModelEMA.adjusted_decay(recipe.ema_decay, recipe.ema_steps, batch_size, epochs),
+        steps=recipe.ema_steps, warmup_epochs=recipe.warmup_epochs)
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=verbose, shuffle=False,
-        callbacks=[epoch_order] + rate_callbacks + _callbacks(recipe, monitor, out_dir)
+        callbacks=[epoch_order] + rate_callbacks + _callbacks(recipe, monitor, out_dir, ema)
         + callbacks)
     if history.epoch and not history.history.get("loss"):  # unknown size, less than a batch
         raise ValueError(
@@ -231,12 +244,26 @@ def _prepare_out_dir(out_dir, overwrite):
     return finished
 
 
-def _model(model, source, placement, init=None):
+def _model(model, source, placement, init=None, any_size=False):
+    """The model to train, built (by name) for the data; `any_size`: for any
+    input size where the images are large (a recipe that trains and
+    evaluates at different sizes)."""
     if is_keras_path(model):
         model = load_model(model)
     if isinstance(model, str):
         kwargs = {} if init is None else {"init": init}
-        return build_for_source(registry.get_builder(model), source, **kwargs)[0]
+        if any_size:
+            kwargs["input_shape"] = image_shape(None, None, source.channels)
+        try:
+            return build_for_source(registry.get_builder(model), source, **kwargs)[0]
+        except ValueError as e:
+            if not any_size:
+                raise
+            raise ValueError(
+                f"this recipe trains and evaluates at different sizes, which needs {model} "
+                f"built for any input size, and {model} cannot be: {e} Train it with a "
+                "recipe whose train_crop is None, e.g. dataclasses.replace(recipe, "
+                "train_crop=None, eval_resize=None).") from None
     if init is not None:
         raise ValueError(
             f"init applies to a model built by name; received init={init!r} with "
@@ -253,6 +280,31 @@ def _model(model, source, placement, init=None):
     if not hasattr(model, "metadata"):
         model.metadata = {}
     return placement.adopt(model)
+
+
+def _train_crop(recipe, model):
+    """The recipe's training crop for `model`, or None (the model's input size).
+
+    Models trained at their data's own small size (digits, CIFAR: at most
+    SMALL pixels) keep it; a large model must take any input size to train at
+    one size and evaluate at another.
+    """
+    if recipe.train_crop is None:
+        return None
+    shape = tuple(model.inputs[0].shape[1:])
+    spatial, channels = (shape[:-1], shape[-1]) if channel_axis() == -1 else (shape[1:],
+                                                                             shape[0])
+    if None in spatial:
+        return recipe.train_crop
+    if max(spatial) <= SMALL:
+        return None
+    raise ValueError(
+        f"recipe {recipe.name!r} trains at {recipe.train_crop}x{recipe.train_crop} and "
+        f"evaluates at the model's size, which needs a model built for any input size; "
+        f"{model.name!r} takes {shape} only. Build it with "
+        f"input_shape={image_shape(None, None, channels)} "
+        f"(a model with a pooling head), pass the model by name, or use "
+        f"dataclasses.replace(recipe, train_crop=None, eval_resize=None).")
 
 
 def _num_classes(model):
@@ -278,9 +330,9 @@ def _named(spec, what, names, types):
 
 
 def _schedule(spec, name, options, recipe, *, steps_per_epoch, epochs, learning_rate,
-              monitor):
+              monitor, batch_size):
     """The optimizer's rate (a number or a schedule) and the callbacks it needs."""
-    rate = recipe.learning_rate if learning_rate is None else learning_rate
+    rate = recipe.rate_for_batch(batch_size) if learning_rate is None else learning_rate
     if isinstance(spec, keras.optimizers.schedules.LearningRateSchedule):
         return spec, []
     if isinstance(spec, keras.callbacks.Callback):
@@ -321,22 +373,72 @@ def _metrics(one_hot, classes):
             keras.metrics.SparseTopKCategoricalAccuracy(k, name="top5")]
 
 
-def _callbacks(recipe, monitor, out_dir):
-    callbacks = []
+def _callbacks(recipe, monitor, out_dir, ema=None):
+    """The recipe's callbacks and, with `out_dir`, the files'.
+
+    With a moving average of the weights (`ema`), validation measures the
+    average, and `best.keras` holds it: the weights the best validation score
+    was measured with (as torchvision saves `model_ema`). The average is
+    backed up with the run (`backup/ema.npz`), so that a resumed run keeps it.
+    """
+    callbacks = [] if ema is None else [ema]
     if recipe.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, patience=recipe.early_stopping_patience,
             restore_best_weights=True))
     if out_dir:
+        checkpoint = keras.callbacks.ModelCheckpoint if ema is None else functools.partial(
+            _AveragedCheckpoint, ema)
+        backup = os.path.join(out_dir, "backup")
+        callbacks += [] if ema is None else [_AverageBackup(ema, os.path.join(backup,
+                                                                                "ema.npz"))]
         callbacks += [
-            keras.callbacks.BackupAndRestore(os.path.join(out_dir, "backup")),
-            keras.callbacks.ModelCheckpoint(
+            keras.callbacks.BackupAndRestore(backup),
+            checkpoint(
                 os.path.join(out_dir, "best.keras"), monitor=monitor, save_best_only=True,
                 initial_value_threshold=_best_before_resume(out_dir, monitor)),
             keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=True),
             keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard")),
         ]
     return callbacks
+
+
+class _AveragedCheckpoint(keras.callbacks.ModelCheckpoint):
+    """A `ModelCheckpoint` that saves the moving average `ema` of the weights."""
+
+    def __init__(self, ema, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ema = ema
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.ema.averaged():
+            super().on_epoch_end(epoch, logs)
+
+
+class _AverageBackup(keras.callbacks.Callback):
+    """Keeps the state of the moving average `ema` in `path` after each epoch,
+    beside `BackupAndRestore`'s backup (deleted with it when the run ends), and
+    gives it back to `ema` when a run resumes."""
+
+    def __init__(self, ema, path):
+        super().__init__()
+        self.ema = ema
+        self.path = path
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self.path):
+            with np.load(self.path) as saved:
+                count = int(saved["count"])
+                self.ema.set_state({"average": [saved[f"a{i}"] for i in range(count)],
+                                    "updates": int(saved["updates"])})
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.ema.get_state()
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        partial = self.path + ".partial.npz"
+        np.savez(partial, count=len(state["average"]), updates=state["updates"],
+                 **{f"a{i}": a for i, a in enumerate(state["average"])})
+        os.replace(partial, self.path)  # never half a file
 
 
 def _best_before_resume(out_dir, monitor):
