@@ -305,11 +305,21 @@ def test_keras_format_copies_a_saved_file(tmp_path):
     # The paper's feature extractor (LRN, grouped convolutions); its 55M-weight
     # classifier only slows the converters down.
     "alexnet_features",
+    # Depthwise convolutions, squeeze-and-excitation, swish; batch norms with
+    # the statistics of real activations (tests/export/graph_models.py).
+    *(pytest.param(name, marks=pytest.mark.skipif(
+        BACKEND != "tensorflow", reason="every graph family is exported from TensorFlow; "
+        "from JAX and torch the route is the same for every model, and the models above "
+        "take it")) for name in ("mobilenet_v2", "efficientnet_b0")),
 ])
 def test_onnx_runs_in_onnxruntime(name, request, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     if name == "alexnet_features":
         model = kcnn.alexnet(variant="paper", input_shape=(227, 227, 3), include_top=False)
+    elif name in ("mobilenet_v2", "efficientnet_b0"):
+        from tests.export import graph_models
+
+        model = graph_models.model(name)
     else:
         model = request.getfixturevalue(name)
     path = tmp_path / f"{name}.onnx"
