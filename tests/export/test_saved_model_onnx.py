@@ -8,7 +8,6 @@ interpreter that never imports kcnn, and its three signatures are compared with
 the Keras model in this process.
 """
 
-import contextlib
 import glob
 import json
 import os
@@ -186,17 +185,17 @@ def check_served(served, name):
     if isinstance(result, Exception):
         raise result
     model, path, out = result
-    with data_format(metadata.data_format(model)):
-        x = inputs_for(model)
-        logits1, logits9 = predict(model, x["serve_1"]), predict(model, x["serve_9"])
-        assert_close(out["serve_1"], logits1)
-        assert_close(out["serve_9"], logits9)
-        assert_close(out["pre_9"], softmax(logits9))
+    x = inputs_for(model)
+    logits1, logits9 = predict(model, x["serve_1"]), predict(model, x["serve_9"])
+    assert_close(out["serve_1"], logits1)
+    assert_close(out["serve_9"], logits9)
+    assert_close(out["pre_9"], softmax(logits9))
 
-        # Raw images and encoded files: kcnn.predict's probabilities, class by class.
-        assert_close(out["raw_small"], predicted_probabilities(model, x["raw_small"]))
-        expected = predicted_probabilities(model, PHOTOS)
-        assert_close(out["encoded"], expected)
+    # Raw images and encoded files: kcnn.predict's probabilities, class by class
+    # (it lays batches out as the model's data format, whatever Keras's setting).
+    assert_close(out["raw_small"], predicted_probabilities(model, x["raw_small"]))
+    expected = predicted_probabilities(model, PHOTOS)
+    assert_close(out["encoded"], expected)
     # The two photos' answers differ far beyond the tolerance: the comparisons
     # above see the input.
     assert np.ptp(expected, axis=0).max() > 100 * RTOL * np.abs(expected).max()
@@ -208,18 +207,6 @@ def check_served(served, name):
     np.testing.assert_array_equal(top, np.take_along_axis(out["encoded"], indices, axis=1))
     np.testing.assert_array_equal(top, -np.sort(-out["encoded"], axis=1)[:, :indices.shape[1]])
     return path, out
-
-
-@contextlib.contextmanager
-def data_format(fmt):
-    """kcnn.predict lays its batches out as `keras.config.image_data_format()`
-    says, not as the model does."""
-    old = keras.config.image_data_format()
-    keras.config.set_image_data_format(fmt)
-    try:
-        yield
-    finally:
-        keras.config.set_image_data_format(old)
 
 
 def predict(model, x):
