@@ -575,6 +575,15 @@ def resized_crop(image, top, left, height, width, size, interpolation="bilinear"
     return resize(crop(image, top, left, height, width), size, interpolation)
 
 
+def _box_tries(area_seed, ratio_seed, height, width, scale, ratio):
+    """torchvision's 10 tries of a box (RandomResizedCrop, RandomErasing): areas,
+    a share in `scale` of the image's, and aspect ratios log-uniform in `ratio`."""
+    area = tf.cast(height * width, tf.float32)
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    return (area * _uniform(area_seed, scale, [10]),
+            tf.exp(_uniform(ratio_seed, log_ratio, [10])))
+
+
 def resized_crop_box(height, width, seed, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
     """The box `RandomResizedCrop` cuts: int32 (top, left, height, width).
 
@@ -586,9 +595,7 @@ def resized_crop_box(height, width, seed, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4
     """
     seeds = tf.random.split(seed, 4)
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
-    area = tf.cast(height * width, tf.float32)
-    target = area * _uniform(seeds[0], scale, [10])
-    aspect = tf.exp(_uniform(seeds[1], (math.log(ratio[0]), math.log(ratio[1])), [10]))
+    target, aspect = _box_tries(seeds[0], seeds[1], height, width, scale, ratio)
     widths = tf.cast(tf.round(tf.sqrt(target * aspect)), tf.int32)
     heights = tf.cast(tf.round(tf.sqrt(target / aspect)), tf.int32)
     fits = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
@@ -951,9 +958,7 @@ def erasing_box(height, width, seed, p=0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3)
     """
     seeds = tf.random.split(seed, 5)
     height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
-    area = tf.cast(height * width, tf.float32)
-    erase_area = area * _uniform(seeds[1], scale, [10])
-    aspect = tf.exp(_uniform(seeds[2], (math.log(ratio[0]), math.log(ratio[1])), [10]))
+    erase_area, aspect = _box_tries(seeds[1], seeds[2], height, width, scale, ratio)
     heights = tf.cast(tf.round(tf.sqrt(erase_area * aspect)), tf.int32)
     widths = tf.cast(tf.round(tf.sqrt(erase_area / aspect)), tf.int32)
     fits = (heights < height) & (widths < width)
