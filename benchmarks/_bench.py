@@ -18,6 +18,8 @@ import warnings
 import keras
 import numpy as np
 
+from kcnn.exporting.litert import usable_cpus
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Other work on the machine skews every number (torch's OpenMP threads most of
 # all): the record keeps the load when the script started and when it ended.
@@ -68,8 +70,6 @@ def settings(args, presets):
     return chosen
 
 
-def usable_cpus():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def pin_threads(threads=None):

@@ -112,17 +112,6 @@ def file_bytes(path):
                                     if path.endswith(".xml") else 0)
 
 
-def open_runtime(fmt, path, threads):
-    if fmt.startswith("litert"):
-        from ai_edge_litert.interpreter import Interpreter
-
-        from kcnn.exporting import litert
-
-        return litert.open(path, interpreter=functools.partial(Interpreter,
-                                                               num_threads=threads))
-    return kcnn.load_model(path)
-
-
 def child_main(args):
     """Keras on this backend against torchvision eager, in this process."""
     threads = _bench.pin_threads()
@@ -167,7 +156,7 @@ def main():
             paths = export_all(model, folder, size)
             record["file_mb"][name] = {fmt: round(file_bytes(p) / 2**20, 2)
                                        for fmt, p in paths.items()}
-            runtimes = {fmt: open_runtime(fmt, p, threads) for fmt, p in paths.items()}
+            runtimes = {fmt: kcnn.load_model(p) for fmt, p in paths.items()}
             record["models"][name] = {}
             for batch in args.batches:
                 x = rng.normal(size=(batch, size, size, 3)).astype("float32")

@@ -46,6 +46,7 @@ import tempfile
 
 import numpy as np
 
+from kcnn import checks
 from kcnn.exporting import metadata as metadata_lib
 
 # Images that calibrate full int8 quantization ("a few hundred").
@@ -142,6 +143,13 @@ def _unsupported(model, error):
         f"SavedModel, ONNX or OpenVINO instead. The converter said:\n{text[-2000:]}")
 
 
+def usable_cpus():
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -152,17 +160,26 @@ def _interpreter_class():
     return Interpreter
 
 
-def open(path, *, interpreter=None):
+def open(path, *, interpreter=None, num_threads=None):
     """A function of a preprocessed float32 batch to the model's output (numpy).
 
     Runs in `ai_edge_litert`'s interpreter (the `kcnn[litert]` extra), else
-    TensorFlow's `tf.lite.Interpreter`; `interpreter` picks a class explicitly.
+    TensorFlow's `tf.lite.Interpreter`; `interpreter` picks a class explicitly
+    (called with `model_path=` and `num_threads=`).
     Any batch size: the input is resized when the batch changes. A file with
     integer input or output is fed and read through its quantization
     parameters, so the function always takes and returns floats.
+
+    `num_threads`: the interpreter's CPU threads; None (the default) uses every
+    CPU this process may run on (`usable_cpus()`). kcnn differs from both
+    interpreters here: `ai_edge_litert` 2.3.0 and `tf.lite.Interpreter` (TF
+    2.21) take `num_threads=None` and pass `int(num_threads or 1)` on, i.e.
+    ONE thread, which leaves a server's other cores idle, while onnxruntime,
+    OpenVINO, TensorFlow and torch use every core by default.
     """
+    num_threads = checks.positive_int("num_threads", num_threads, optional=True)
     cls = interpreter or _interpreter_class()
-    runner = cls(model_path=os.fspath(path))
+    runner = cls(model_path=os.fspath(path), num_threads=num_threads or usable_cpus())
     runner.allocate_tensors()
     state = {"shape": None}
 

@@ -10,6 +10,11 @@ The MobileNetV2 and ResNet-18 of this module are trained on the digits (so that
 their batch norms hold statistics of real activations and top-1 means
 something), converted to float and to full int8, and must keep top-1 within one
 point on held-out digits.
+
+Every backend also exports LeNet-5 to full int8 from raw digit arrays (JAX and
+torch hand them to the TensorFlow process as an .npz), and checks `open` on
+files whose input and output tensors are int8 or uint8 (a tiny TensorFlow
+function converted in this process) and the interpreter's thread count.
 """
 
 import os
@@ -250,3 +255,167 @@ def test_a_layer_without_builtin_operations_is_named(tmp_path):
                                          r"singular_values of model 'odd'.*select TF ops"):
         kcnn.export(model, tmp_path / "odd.tflite", format="litert")
     assert os.listdir(tmp_path) == []
+
+
+# A tiny TensorFlow function (no Keras model: every backend's process converts
+# it in-process) with an asymmetric input range [-1, 3] and output range
+# [-1, ...), so that both ends' zero points are far from 0 in int8 and uint8.
+UNITS = 8
+
+
+@pytest.fixture(scope="module")
+def integer_io(tmp_path_factory):
+    """`(function, w, {"float" | "int8" | "uint8": path})`: one int8 model, three I/O types.
+
+    `function` is `relu(x @ w + b) - 1` in float32; each file is its full int8
+    conversion on the same calibration (so the same parameters), with float32,
+    int8 or uint8 input and output tensors.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(UNITS, 4)).astype("float32")
+    b = rng.normal(size=(4,)).astype("float32")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, UNITS], tf.float32)])
+    def function(x):
+        return tf.nn.relu(tf.matmul(x, w) + b) - 1.0
+
+    # The calibration holds both ends of [-1, 3] exactly.
+    calibration = np.concatenate([rng.uniform(-1, 3, size=(62, UNITS)),
+                                  np.full((1, UNITS), -1.0), np.full((1, UNITS), 3.0)])
+    work = tmp_path_factory.mktemp("integer_io")
+    paths = {}
+    for name, dtype in (("float", None), ("int8", tf.int8), ("uint8", tf.uint8)):
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [function.get_concrete_function()], function)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: (
+            [row[None].astype("float32")] for row in calibration)
+        if dtype is not None:
+            converter.inference_input_type = dtype
+            converter.inference_output_type = dtype
+        paths[name] = work / f"{name}.tflite"
+        paths[name].write_bytes(converter.convert())
+    return (lambda x: function(x).numpy()), w, paths
+
+
+def test_open_reads_integer_io_files_through_their_quantization(integer_io):
+    """Floats in and out, within the file's own rounding of the float function.
+
+    Fails if `open` ignored a zero point or misused a scale (each tried: 21-43
+    times the bound) or rounded differently from LiteRT's quantize op (floor:
+    13 of 64 outputs differ from the float-I/O file).
+    """
+    function, w, paths = integer_io
+    # Inside the calibrated range, so that no input is clipped.
+    x = np.random.default_rng(1).uniform(-0.9, 2.9, size=(16, UNITS)).astype("float32")
+    reference = function(x)
+    assert np.min(reference) == -1.0 and np.max(reference) > 1.0
+    float_io = litert.open(paths["float"])(x)
+    for name in ("int8", "uint8"):
+        runner = litert._interpreter_class()(model_path=os.fspath(paths[name]))
+        source, target = runner.get_input_details()[0], runner.get_output_details()[0]
+        assert source["dtype"] == target["dtype"] == np.dtype(name)
+        (s_in, zero_in), (s_out, zero_out) = source["quantization"], target["quantization"]
+        assert zero_in != 0 and zero_out != 0, "zero points of 0 would not test them"
+        weights = [d for d in runner.get_tensor_details()
+                   if tuple(d["shape"]) == w.T.shape and d["dtype"] == np.int8]
+        assert len(weights) == 1, weights
+        s_w = weights[0]["quantization_parameters"]["scales"]  # per output unit (or one)
+        # Each output's error from the scales: the input rounded by s_in/2
+        # (through |w|), the weights by s_w/2 (through |x|), their product,
+        # the int32 bias by s_in*s_w/2, and two roundings to the output scale
+        # (the relu's output, and the subtraction's, of the same range width).
+        bound = (s_in / 2 * np.sum(np.abs(w), axis=0)
+                 + np.sum(np.abs(x), axis=1, keepdims=True) * s_w / 2
+                 + UNITS * s_in * s_w / 4 + s_in * s_w / 2 + s_out)
+        y = litert.open(paths[name])(x)
+        assert y.dtype == np.float32
+        error = np.abs(y - reference)
+        assert np.all(error <= bound), f"{name}: {np.max(error / bound):.2f} of the bound"
+        # The same codes as the float-I/O file, whose quantize and dequantize
+        # ops run inside the interpreter (an input exactly halfway between two
+        # steps could round differently in numpy; random inputs are not).
+        np.testing.assert_array_equal(y, float_io)
+
+
+def test_open_gives_the_interpreter_every_usable_cpu_unless_told(integer_io):
+    # Both interpreters default to one thread (`int(num_threads or 1)`).
+    _, _, paths = integer_io
+    calls = []
+
+    class Spy(litert._interpreter_class()):
+        def __init__(self, **kwargs):
+            calls.append(kwargs)
+            super().__init__(**kwargs)
+
+    x = np.ones((2, UNITS), np.float32)
+    expected = litert.open(paths["float"])(x)
+    np.testing.assert_array_equal(litert.open(paths["float"], interpreter=Spy)(x), expected)
+    usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+              else os.cpu_count())
+    assert calls.pop()["num_threads"] == usable
+    np.testing.assert_array_equal(
+        litert.open(paths["float"], interpreter=Spy, num_threads=3)(x), expected)
+    assert calls.pop()["num_threads"] == 3
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
+        # The CPUs this process may use, not the machine's: one CPU, one thread.
+        cpus = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(cpus)})
+        try:
+            litert.open(paths["float"], interpreter=Spy)
+        finally:
+            os.sched_setaffinity(0, cpus)
+        assert calls.pop()["num_threads"] == 1
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match=rf"num_threads must be a positive integer or "
+                                             rf"None; received num_threads={bad!r}"):
+            litert.open(paths["float"], interpreter=Spy, num_threads=bad)
+    assert calls == []
+
+
+def test_int8_export_calibrates_on_the_given_arrays_from_this_backend(lenet5, exported,
+                                                                       digits):
+    """From JAX and torch the arrays reach the TensorFlow process as an .npz."""
+    (x_train, y_train), (x_test, y_test) = digits
+    # Dim digits (raw pixels halved): their preprocessed range, [0, 0.498], is
+    # none of a full-range image set's, so the input's scale shows that the
+    # converter calibrated on these arrays and nothing else.
+    x_calibration, y_calibration = x_train[:200] // 2, y_train[:200]
+    path = exported("lenet5", lenet5, "int8",
+                    representative_data=(x_calibration, y_calibration))
+    calibration, _ = preprocessed(lenet5, x_calibration, y_calibration)
+    assert calibration.min() == 0.0 and 0.4 < calibration.max() < 0.5
+
+    runner = litert._interpreter_class()(model_path=os.fspath(path))
+    tensors = {d["index"]: d for d in runner.get_tensor_details()}
+    # The file's ops (`_get_ops_details` is the interpreters' only listing of
+    # them), without the DELEGATE nodes XNNPACK appends once tensors are allocated.
+    ops = [op for op in runner._get_ops_details() if op["op_name"] != "DELEGATE"]
+    names = [op["op_name"] for op in ops]
+    assert names[0] == "QUANTIZE" and names[-1] == "DEQUANTIZE", names
+    assert runner.get_input_details()[0]["dtype"] == np.float32
+    assert runner.get_output_details()[0]["dtype"] == np.float32
+    layers = [op for op in ops if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")]
+    assert names.count("CONV_2D") == 2 and names.count("FULLY_CONNECTED") == 3, names
+    for op in layers:  # int8 activations in and out, int8 weights, int32 bias
+        dtypes = [tensors[i]["dtype"] for i in list(op["inputs"]) + list(op["outputs"])]
+        assert dtypes == [np.int8, np.int8, np.int32, np.int8], (op["op_name"], dtypes)
+    # The input's quantization: the calibration's min-max range in 255 steps,
+    # its minimum (0) at -128.
+    scale, zero = tensors[ops[0]["outputs"][0]]["quantization"]
+    assert zero == -128
+    assert scale == pytest.approx(calibration.max() / 255, rel=1e-5)
+
+    # Held-out dim digits, inside the calibrated range. LeNet-5 rounds each of
+    # its five layers' outputs to 1/255 of its calibrated range (and its tanh
+    # outputs to 1/256 of [-1, 1]): measured 7.7-8.6 steps of the output's
+    # scale on the three backends. (Full-range digits, which this file clips
+    # at 0.498, are 80 steps off.)
+    x, _ = preprocessed(lenet5, x_test[:64] // 2, y_test[:64])
+    reference = lenet5.predict(x, verbose=0)
+    output_scale = tensors[ops[-1]["inputs"][0]]["quantization"][0]
+    steps = np.max(np.abs(litert.open(path)(x) - reference)) / output_scale
+    assert steps <= 16, f"{steps:.1f} steps of {output_scale:.2e}"
