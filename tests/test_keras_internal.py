@@ -5,6 +5,8 @@ A Keras release that moves or changes one of these attributes fails here
 first, naming the function (and, where the attribute is gone, the attribute).
 """
 
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -220,3 +222,64 @@ def test_uninitialized_variables_lists_deferred_variables_and_can_be_restored():
 def test_a_missing_attribute_names_itself_and_the_keras_version():
     with pytest.raises(AttributeError, match=r"object\._keras_history .*Keras 3\."):
         internal.keras_history(object())
+
+
+class _Remember(keras.layers.Layer):
+    """Doubles its input and keeps a weak reference to its output."""
+
+    def call(self, x):
+        y = x * 2.0
+        self.output_ref = weakref.ref(y)
+        return y
+
+
+class _Probe(keras.layers.Layer):
+    """Records whether `remembered`'s last output is still alive when it runs."""
+
+    def __init__(self, remembered, **kwargs):
+        super().__init__(**kwargs)
+        self.remembered = remembered
+        self.saw_alive = None
+
+    def call(self, x):
+        self.saw_alive = self.remembered.output_ref() is not None
+        return x + 1.0
+
+
+def _branching(model_cls):
+    """`a` feeds `b` only (its last use); `b` feeds a branch and the add; the probe
+    runs after the add; `b` is also an output, so it must be kept. The layers
+    reading `a` are frozen: torch's autograd would otherwise keep `a` for the
+    gradient of b's kernel. (A list of inputs, as the add takes, passes
+    through Keras's torch tree functions, whose closures keep it until the
+    garbage collector's next pass: `a` stays out of one.)"""
+    inputs = keras.Input((4,), name="features")
+    remember = _Remember(name="a")
+    a = remember(inputs)
+    b = keras.layers.Dense(4, name="b", trainable=False)(a)
+    branch = keras.layers.Dense(4, name="branch")(b)
+    added = keras.layers.Add(name="add")([b, branch])
+    probe = _Probe(remember, name="probe")
+    out = keras.layers.Dense(2, name="out")(probe(added))
+    return model_cls(inputs, [out, b]), probe
+
+
+def test_run_graph_releasing_equals_keras_run_and_drops_each_tensor_after_its_last_use():
+    from kcnn.models._common import Model
+
+    ours, probe = _branching(Model)
+    theirs, their_probe = _branching(keras.Model)
+    theirs.set_weights(ours.get_weights())
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    expected = theirs(x)  # eager: Keras's loop holds every intermediate
+    assert their_probe.saw_alive is True
+    got = internal.run_graph_releasing(ours, [x], lambda op: op)
+    assert probe.saw_alive is False
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b), rtol=1e-6, atol=1e-6)
+    probe.saw_alive = None
+    for a, b in zip(ours(x), expected):  # kcnn's models run this way
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
+                                   keras.ops.convert_to_numpy(b), rtol=1e-6, atol=1e-6)
+    assert probe.saw_alive is False

@@ -37,19 +37,68 @@ def _two(value):
 
 
 def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
-                 data_format=None, dilation_rate=1, native=None):
+                 data_format=None, dilation_rate=1, native=None, bias=None):
     """`ops.conv` with `groups` groups, natively or as split-and-concatenate.
 
     `kernel` has Conv2D's grouped layout, (kh, kw, in_channels // groups,
     filters): group g sees input channels [g * in/groups, (g + 1) * in/groups)
     and makes filters [g * filters/groups, (g + 1) * filters/groups). Both forms
     compute exactly that. `native=None` picks the fast form for this backend.
+    `padding`: "valid", "same", or torch's symmetric zero padding (an int or
+    (rows, cols); `explicit_padding`). `bias` (filters,), if given, is added.
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
     if keras.backend.backend() in _VIEW_CONV_BACKENDS and native is not False:
         return _torch_conv(inputs, kernel, groups, strides=strides, padding=padding,
-                           data_format=data_format, dilation_rate=dilation_rate)
+                           data_format=data_format, dilation_rate=dilation_rate,
+                           bias=bias)
+    inputs, padding = _pad_explicitly(inputs, padding, data_format)
+    outputs = _grouped_conv(inputs, kernel, groups, strides=strides, padding=padding,
+                            data_format=data_format, dilation_rate=dilation_rate,
+                            native=native)
+    if bias is None:
+        return outputs
+    shape = (1, 1, 1, -1) if data_format == "channels_last" else (1, -1, 1, 1)
+    return ops.add(outputs, ops.reshape(bias, shape))
+
+
+def explicit_padding(padding):
+    """torch's symmetric zero padding `(rows, cols)` given as an int or a pair of
+    ints; None for Keras's "valid" and "same"."""
+    if isinstance(padding, str) and padding.lower() in ("valid", "same"):
+        return None
+    pair = (_two(padding) if isinstance(padding, int)
+            else tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 2
+            else None)
+    if pair is None or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0
+                               for p in pair):  # also any other string
+        raise ValueError(f"padding must be 'valid', 'same', or torch's symmetric zero "
+                         f"padding as a non-negative int or a pair of them; received "
+                         f"padding={padding!r}.")
+    return tuple(pair)
+
+
+def _pad_explicitly(inputs, padding, data_format):
+    """(inputs, "valid") with torch's explicit `padding` applied; else as given.
+
+    XLA folds the pad into the convolution that reads it; TensorFlow's own
+    explicit-padding convolution was no faster than a pad first
+    (benchmarks/results/layers_tensorflow.json).
+    """
+    pair = explicit_padding(padding)
+    if pair is None:
+        return inputs, padding
+    if pair == (0, 0):
+        return inputs, "valid"
+    (ph, pw), zero = pair, [0, 0]
+    pads = ([zero, [ph, ph], [pw, pw], zero] if data_format == "channels_last"
+            else [zero, zero, [ph, ph], [pw, pw]])
+    return ops.pad(inputs, pads), "valid"
+
+
+def _grouped_conv(inputs, kernel, groups, *, strides, padding, data_format,
+                  dilation_rate, native):
     if (groups == 1 and tuple(kernel.shape[:2]) == (1, 1) and _two(dilation_rate) == (1, 1)
             and keras.backend.backend() in _POINTWISE_MATMUL_BACKENDS):
         return pointwise_conv(inputs, kernel, strides=_two(strides), data_format=data_format)
@@ -67,14 +116,18 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
 
 
 def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
-                dilation_rate, depthwise=False):
+                dilation_rate, depthwise=False, bias=None):
     """torch's convolution on a (N, C, H, W) view of channels-last inputs.
 
     `kernel` in Keras's layout: Conv2D's (kh, kw, in // groups, out), or with
     `depthwise=True` DepthwiseConv2D's (kh, kw, channels, multiplier), whose
     output channel c * multiplier + j is torch's grouped channel of the same
     index. "same" pads as Keras does (the odd pixel after): inside the
-    convolution where both sides are equal, else with one pad first.
+    convolution where both sides are equal, else with one pad first. torch's
+    explicit padding (`explicit_padding`) and `bias` go inside the
+    convolution: a separate pad, or bias add, writes the whole activation
+    once more (a pad was 16% of MobileNetV2's inference step on torch;
+    benchmarks/results/layers_torch.json).
     """
     import torch
     import torch.nn.functional as F
@@ -85,17 +138,12 @@ def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
     if last:
         x = x.permute(0, 3, 1, 2)  # a view, in torch's channels_last memory format
     kh, kw = kernel.shape[:2]
+    weight = _torch_weight(kernel, depthwise, last)
     if depthwise:
-        channels, multiplier = kernel.shape[2:]
-        weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
-        groups = channels
-    else:
-        weight = kernel.permute(3, 2, 0, 1)
-    if last:
-        weight = weight.contiguous(memory_format=torch.channels_last)
+        groups = kernel.shape[2]
     strides, dilation = _two(strides), _two(dilation_rate)
-    pad = (0, 0)
-    if padding.lower() == "same":
+    pad = explicit_padding(padding) or (0, 0)
+    if isinstance(padding, str) and padding.lower() == "same":
         sides = [_same_padding(x.shape[2 + i], (k - 1) * dilation[i] + 1, strides[i])
                  for i, k in enumerate((kh, kw))]
         if all(before == after for before, after in sides):
@@ -103,8 +151,48 @@ def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
         else:
             (top, bottom), (left, right) = sides
             x = F.pad(x, (left, right, top, bottom))
-    y = F.conv2d(x, weight, stride=strides, padding=pad, dilation=dilation, groups=groups)
+    if bias is not None:
+        bias = ops.convert_to_tensor(bias)
+    y = F.conv2d(x, weight, bias, stride=strides, padding=pad, dilation=dilation,
+                 groups=groups)
     return y.permute(0, 2, 3, 1) if last else y
+
+
+def _torch_weight(kernel, depthwise, channels_last):
+    """torch's (out, in // groups, kh, kw) weight of a Keras kernel, kept while it is unchanged.
+
+    For channels-last inputs the weight goes in torch's channels_last memory
+    format, which its CPU convolution would otherwise make itself: a copy of
+    every kernel on every call, 9% of ResNet-50's inference step on torch
+    (profiled: `aten::clone` of each kernel, 74 ms of 850). Without autograd
+    (inference, `predict`) the copy is made once and kept on the kernel
+    tensor, with the tensor's version counter, which every assignment and
+    optimizer step increments: a changed kernel is copied again. With
+    autograd on, the copy must be part of the graph, and is made each call.
+    """
+    import torch
+
+    cacheable = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    key = None
+    if cacheable:
+        try:
+            key = (kernel._version, depthwise, channels_last)
+        except RuntimeError:  # an inference-mode tensor has no version counter
+            key = None
+        cached = getattr(kernel, "_kcnn_torch_weight", None)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+    kh, kw = kernel.shape[:2]
+    if depthwise:
+        channels, multiplier = kernel.shape[2:]
+        weight = kernel.permute(2, 3, 0, 1).reshape(channels * multiplier, 1, kh, kw)
+    else:
+        weight = kernel.permute(3, 2, 0, 1)
+    if channels_last:
+        weight = weight.contiguous(memory_format=torch.channels_last)
+    if key is not None:
+        kernel._kcnn_torch_weight = (key, weight)
+    return weight
 
 
 def pointwise_conv(inputs, kernel, *, strides=(1, 1), data_format=None):
@@ -122,8 +210,61 @@ def pointwise_conv(inputs, kernel, *, strides=(1, 1), data_format=None):
     return ops.einsum("bchw,co->bohw", inputs[:, :, ::sh, ::sw], weights)
 
 
+class _TorchPadding:
+    """`padding` also as torch's `Conv2d(padding=p)`: an int or a (rows, cols) pair.
+
+    That many zeros on each side of the input, before a "valid" convolution,
+    which is what torchvision's stems and stride-2 layers do and what Keras's
+    "same" does not (at stride 2 it pads after only). Keras's convolutions take
+    "valid" and "same" only, so kcnn's builders used to put a ZeroPadding2D
+    layer before such a convolution; on torch that pad is one more copy of the
+    activation, forward and backward. Here the pad goes inside torch's
+    convolution; on TensorFlow and JAX it is the same pad as the layer's,
+    made inside this one (XLA folds it into the convolution). `layer.padding`
+    is then the pair, and the config holds it; "valid" and "same" are Keras's,
+    unchanged.
+    """
+
+    _padding_position = None  # `padding`'s index among the positional arguments
+
+    def __init__(self, *args, **kwargs):
+        args = list(args)
+        positional = len(args) > self._padding_position
+        padding = args[self._padding_position] if positional else kwargs.get("padding",
+                                                                              "valid")
+        pair = explicit_padding(padding)
+        if pair is not None:
+            if positional:
+                args[self._padding_position] = "valid"
+            else:
+                kwargs["padding"] = "valid"
+        super().__init__(*args, **kwargs)
+        if pair is not None:
+            self.padding = pair
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(self.padding, str):
+            return super().compute_output_shape(input_shape)
+        shape = list(input_shape)
+        first = 1 if self.data_format == "channels_last" else 2
+        for i, pad in enumerate(self.padding):
+            if shape[first + i] is not None:
+                shape[first + i] += 2 * pad
+        pair, self.padding = self.padding, "valid"
+        try:
+            return super().compute_output_shape(tuple(shape))
+        finally:
+            self.padding = pair
+
+    def get_config(self):
+        config = super().get_config()
+        if not isinstance(self.padding, str):
+            config["padding"] = list(self.padding)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="kcnn")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(_TorchPadding, keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose computation is the fast one on every backend.
 
     The same arguments, weights, config and outputs as Keras's layer (a file
@@ -131,16 +272,28 @@ class Conv2D(keras.layers.Conv2D):
     formulation is picked per backend by `grouped_conv`: 1x1 convolutions as
     a matrix multiply on JAX (`_POINTWISE_MATMUL_BACKENDS`), grouped ones as
     split-and-concatenate where the backend's grouped convolution is slow
-    (`_NATIVE_GROUPS_BACKENDS`), Keras's own convolution otherwise. Outputs
-    and gradients agree with Keras's layer within float32 rounding
-    (`tests/layers/test_conv.py`).
+    (`_NATIVE_GROUPS_BACKENDS`), Keras's own convolution otherwise; on torch
+    the bias is added inside the convolution. `padding` also takes torch's
+    symmetric zero padding (`_TorchPadding`). Outputs and gradients agree
+    with Keras's layer within float32 rounding (`tests/layers/test_conv.py`).
     """
 
-    def convolution_op(self, inputs, kernel):
+    _padding_position = 3  # Conv2D(filters, kernel_size, strides, padding, ...)
+
+    def convolution_op(self, inputs, kernel, bias=None):
         return grouped_conv(inputs, kernel, self.groups,
                             strides=list(self.strides), padding=self.padding,
                             data_format=self.data_format,
-                            dilation_rate=self.dilation_rate)
+                            dilation_rate=self.dilation_rate, bias=bias)
+
+    def call(self, inputs):
+        # Keras's `call`, with the bias handed to the convolution (torch adds
+        # it in its kernel; `grouped_conv` adds it after elsewhere).
+        outputs = self.convolution_op(inputs, self.kernel,
+                                      bias=self.bias if self.use_bias else None)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -182,7 +335,7 @@ def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=No
     `kernel` has DepthwiseConv2D's layout (kh, kw, channels, depth_multiplier);
     output channel c * depth_multiplier + j is input channel c times tap
     kernel[..., c, j], as in Keras. `sliced=None` picks the fast form for this
-    backend (JAX, without dilation).
+    backend (JAX, without dilation). `padding` as in `grouped_conv`.
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
@@ -195,11 +348,13 @@ def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=No
             return _torch_conv(inputs, kernel, 1, strides=strides, padding=padding,
                                data_format=data_format, dilation_rate=dilation,
                                depthwise=True)
+        inputs, padding = _pad_explicitly(inputs, padding, data_format)
         return ops.depthwise_conv(inputs, kernel, strides=strides, padding=padding,
                                   data_format=data_format, dilation_rate=dilation)
     if dilation != (1, 1):
         raise ValueError(f"the sliced depthwise convolution takes no dilation; "
                          f"received dilation_rate={dilation_rate}.")
+    inputs, padding = _pad_explicitly(inputs, padding, data_format)
     return _sliced_depthwise(inputs, kernel, strides, padding.lower(), data_format)
 
 
@@ -232,7 +387,7 @@ def _sliced_depthwise(x, kernel, strides, padding, data_format):
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
-class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+class DepthwiseConv2D(_TorchPadding, keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D` that runs fast on every backend.
 
     The same arguments, weights (kernel (kh, kw, channels, depth_multiplier),
@@ -244,10 +399,12 @@ class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     XLA fuses into one loop, several times faster than XLA's own CPU depthwise
     convolution forward and backward (measurements: benchmarks/README.md);
     TensorFlow and torch keep their own kernels, which are the fast ones there.
+    `padding` also takes torch's symmetric zero padding (`_TorchPadding`).
     Outputs and gradients of both forms agree within float32 rounding
     (`tests/layers/test_conv.py`).
     """
 
+    _padding_position = 2  # DepthwiseConv2D(kernel_size, strides, padding, ...)
     _sliced = None  # None: the backend's fast form (`depthwise_conv`); tests force one
 
     def call(self, inputs):

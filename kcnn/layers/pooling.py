@@ -21,11 +21,18 @@ def max_pool(inputs, pool_size, strides, data_format):
     if keras.backend.backend() not in _VIEW_POOL_BACKENDS:
         return ops.max_pool(inputs, pool_size, strides, padding="valid",
                             data_format=data_format)
+    return _torch_max_pool(inputs, pool_size, strides, data_format)
+
+
+def _torch_max_pool(inputs, pool_size, strides, data_format, padding=(0, 0),
+                    ceil_mode=False):
+    """torch's `max_pool2d` (its padding and ceil mode) on a view of the input."""
     import torch.nn.functional as F
 
     x = ops.convert_to_tensor(inputs)
     last = data_format == "channels_last"
-    y = F.max_pool2d(x.permute(0, 3, 1, 2) if last else x, tuple(pool_size), tuple(strides))
+    y = F.max_pool2d(x.permute(0, 3, 1, 2) if last else x, tuple(pool_size), tuple(strides),
+                     padding=tuple(padding), ceil_mode=ceil_mode)
     return y.permute(0, 2, 3, 1) if last else y
 
 
@@ -61,7 +68,9 @@ class TorchMaxPooling2D(keras.layers.Layer):
     takes a "valid" max pool. A "valid" pool over H + p + min(p + s - 1, k - 1)
     rows gives min(ceil((H + 2p - k) / s), floor((H + p - 1) / s)) + 1 windows,
     which is torch's count above, with the correction included. The padding is
-    static, so the layer works for any input size, including unknown ones.
+    static, so the layer works for any input size, including unknown ones. On
+    torch the layer is torch's own `max_pool2d` with that padding and ceil
+    mode, on a view of the input (no padded copy).
 
     Args:
         pool_size: window size, an int or a pair (height, width).
@@ -99,6 +108,9 @@ class TorchMaxPooling2D(keras.layers.Layer):
         self.data_format = data_format
 
     def call(self, inputs):
+        if keras.backend.backend() in _VIEW_POOL_BACKENDS:
+            return _torch_max_pool(inputs, self.pool_size, self.strides, self.data_format,
+                                   self.padding, self.ceil_mode)
         spatial = [(p, self._pad_after(k, s, p)) for k, s, p in
                    zip(self.pool_size, self.strides, self.padding)]
         if any(before or after for before, after in spatial):

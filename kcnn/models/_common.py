@@ -16,6 +16,7 @@ import os
 
 import keras
 
+from kcnn import _keras_internal as internal
 from kcnn.models import initializers
 from kcnn.registry import get_builder
 from kcnn.weights import hub
@@ -99,6 +100,14 @@ class Model(keras.Model):
         config = super().get_config()
         config["metadata"] = json.loads(json.dumps(self.metadata))
         return config
+
+    def _run_through_graph(self, inputs, operation_fn=lambda op: op, call_fn=None):
+        # Keras's graph run keeps every intermediate until the end; kcnn's
+        # releases each after its last use (why: `run_graph_releasing`).
+        # `call_fn` (symbolic execution) keeps Keras's.
+        if call_fn is not None:
+            return super()._run_through_graph(inputs, operation_fn, call_fn)
+        return internal.run_graph_releasing(self, inputs, operation_fn)
 
 
 def ends_in_softmax(model):

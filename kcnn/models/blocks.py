@@ -1,9 +1,12 @@
 """Blocks shared by the families, written to match torchvision's modules exactly.
 
-Padding follows torch: a `Conv2d(padding=p)` is `ZeroPadding2D(p)` followed by a
-"valid" convolution. Keras's "same" equals that only at stride 1 with an odd
-kernel and p = k // 2 (it pads bottom/right only at stride 2), so "same" is used
-only there, where it saves a padding layer.
+Padding follows torch: a `Conv2d(padding=p)` is kcnn's convolution with
+`padding=p` (torch's symmetric zero padding, inside the convolution on torch;
+`kcnn.layers.conv._TorchPadding`). Keras's "same" equals that only at stride 1
+with an odd kernel and p = k // 2 (it pads bottom/right only at stride 2), so
+"same" is used there, and p elsewhere. (Models built before kcnn's layers took
+p have a `{name}_pad` ZeroPadding2D layer and a "valid" convolution: the same
+function and weights, and their files still load.)
 
 Layer names are torchvision's module paths with "_" for "." (dots break the
 torch backend), so converting a state dict is a mapping of names.
@@ -13,7 +16,7 @@ import keras
 
 from kcnn.layers.conv import Conv2D, DepthwiseConv2D
 from kcnn.layers.normalization import BatchNormalization
-from kcnn.layers.pooling import MaxPooling2D
+from kcnn.layers.pooling import MaxPooling2D, TorchMaxPooling2D
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
 from kcnn.models._common import channel_axis
@@ -23,17 +26,13 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
-def torch_padding(x, kernel_size, strides, padding, name):
-    """torch's symmetric `padding` before a convolution: `(x, keras_padding_mode)`.
-
-    "same" where it is the same thing (stride 1, odd kernel, padding k // 2),
-    which saves a layer; otherwise an explicit `{name}_pad` and "valid".
-    """
+def torch_padding(kernel_size, strides, padding):
+    """torch's symmetric `padding` as kcnn's convolutions take it: "same" where it is
+    the same thing (stride 1, odd kernel, padding k // 2: Keras's own, and the
+    config of models built before), "valid" for none, else `padding` itself."""
     if padding and strides == 1 and kernel_size % 2 == 1 and padding == kernel_size // 2:
-        return x, "same"
-    if padding:
-        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return x, "valid"
+        return "same"
+    return padding or "valid"
 
 
 def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
@@ -44,9 +43,9 @@ def conv2d(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
     `activation` is applied inside the convolution layer (LeNet-5's tanh).
     """
     init = initializers.conv(x.shape[channel_axis()], filters, kernel_size, groups)
-    x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return Conv2D(
-        filters, kernel_size, strides=strides, padding=pad_mode, groups=groups,
+        filters, kernel_size, strides=strides,
+        padding=torch_padding(kernel_size, strides, padding), groups=groups,
         use_bias=use_bias, activation=activation, name=name, **init,
     )(x)
 
@@ -72,13 +71,14 @@ def conv_bn_act(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
 
 
 def max_pool(x, pool_size, strides, *, padding=0, name):
-    """torch's `MaxPool2d(k, s, padding=p)` (ceil_mode=False).
+    """torch's `MaxPool2d(k, s, padding=p)` (ceil_mode=False): Keras's layer
+    without padding, `TorchMaxPooling2D` (torch's -inf padding) with it.
 
-    torch pads with -inf; zero padding is the same here because every max pool
-    in these families follows a ReLU (inputs >= 0).
+    (Models built before had a `{name}_pad` ZeroPadding2D layer here: the same
+    outputs, since every padded pool in these families follows a ReLU.)
     """
     if padding:
-        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+        return TorchMaxPooling2D(pool_size, strides, padding=padding, name=name)(x)
     return MaxPooling2D(pool_size, strides, name=name)(x)
 
 
@@ -133,9 +133,9 @@ def depthwise_conv2d(x, kernel_size, *, strides=1, padding=0, use_bias=True,
     fast formulation on JAX. Padding as in `conv2d`.
     """
     init = initializers.depthwise(x.shape[channel_axis()], kernel_size)
-    x, pad_mode = torch_padding(x, kernel_size, strides, padding, name)
     return DepthwiseConv2D(
-        kernel_size, strides=strides, padding=pad_mode, use_bias=use_bias,
+        kernel_size, strides=strides,
+        padding=torch_padding(kernel_size, strides, padding), use_bias=use_bias,
         name=name, **init,
     )(x)
 

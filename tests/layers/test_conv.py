@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras.src import testing
 
-from kcnn.layers.conv import Conv2D, GroupedConv2D, grouped_conv
+from kcnn.layers.conv import Conv2D, DepthwiseConv2D, GroupedConv2D, grouped_conv
 from tests.utils import assert_same_sgd_step
 
 
@@ -173,3 +173,32 @@ def test_keras_file_of_keras_conv2d_loads_and_equals_kcnn_conv2d(tmp_path):
                                keras.ops.convert_to_numpy(old(x)), rtol=1e-5, atol=1e-5)
     ours.save(tmp_path / "ours.keras")
     assert type(keras.saving.load_model(tmp_path / "ours.keras").layers[0]) is Conv2D
+
+
+@pytest.mark.parametrize("layer_cls", [Conv2D, DepthwiseConv2D])
+def test_inference_follows_every_change_of_the_kernel(layer_cls):
+    """torch keeps each kernel's channels_last copy between calls without autograd
+    (`_torch_weight`): an assignment, new weights and a training step must
+    each reach the next prediction, on every backend."""
+    args = (6, 3) if layer_cls is Conv2D else (3,)
+    model = keras.Sequential([keras.Input((9, 9, 4)),
+                              layer_cls(*args, padding=1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    layer = model.layers[0]
+    x = _inputs(False, channels=4)
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    first = model.predict_on_batch(x)
+    assert np.abs(first).max() > 0
+    np.testing.assert_allclose(model.predict_on_batch(x), first, rtol=0, atol=0)
+    layer.kernel.assign(kernel * 2)
+    np.testing.assert_allclose(model.predict_on_batch(x), 2 * first, rtol=1e-5, atol=1e-5)
+    model.set_weights([kernel * 3])
+    np.testing.assert_allclose(model.predict_on_batch(x), 3 * first, rtol=1e-5, atol=1e-5)
+    model.train_on_batch(x, np.zeros_like(first))
+    trained = keras.ops.convert_to_numpy(layer.kernel)
+    assert np.abs(trained - kernel * 3).max() > 0
+    reference = keras.Sequential([keras.Input((9, 9, 4)),
+                                  layer_cls(*args, padding=1, use_bias=False)])
+    reference.set_weights([trained])
+    np.testing.assert_allclose(model.predict_on_batch(x), reference.predict_on_batch(x),
+                               rtol=1e-5, atol=1e-5)

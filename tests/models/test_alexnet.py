@@ -65,9 +65,8 @@ def test_torchvision_layout_parameter_count_and_names(torchvision_model):
                for layer in torchvision_model.layers if layer.weights}
     assert kernels == TORCHVISION_KERNELS
     assert torchvision_model.input_shape == (None, 224, 224, 3)
-    # torch's Conv2d(3, 64, 11, stride=4, padding=2): explicit zero padding.
-    assert torchvision_model.get_layer("features_0_pad").padding == ((2, 2), (2, 2))
-    assert torchvision_model.get_layer("features_0").padding == "valid"
+    # torch's Conv2d(3, 64, 11, stride=4, padding=2): torch's symmetric zero padding.
+    assert torchvision_model.get_layer("features_0").padding == (2, 2)
 
 
 def test_torchvision_layout_forward_gives_probabilities(torchvision_model):

@@ -75,8 +75,8 @@ def test_layout_follows_torchvision(model):
     assert model.get_layer("features_1_0_block_2_0").kernel.shape == (1, 1, 32, 16)
     assert model.get_layer("features_2_0_block_0_0").kernel.shape == (1, 1, 16, 96)
     assert model.get_layer("features_2_0_block_1_0").strides == (2, 2)
-    assert model.get_layer("features_2_0_block_1_0_pad").padding == ((1, 1), (1, 1))
-    assert model.get_layer("features_3_0_block_1_0_pad").padding == ((2, 2), (2, 2))
+    assert model.get_layer("features_2_0_block_1_0").padding == (1, 1)
+    assert model.get_layer("features_3_0_block_1_0").padding == (2, 2)
     assert model.get_layer("features_2_0_block_2_fc1").kernel.shape == (1, 1, 96, 4)
     assert model.get_layer("features_8_0").kernel.shape == (1, 1, 320, 1280)
     assert model.get_layer("classifier_0").rate == 0.2

@@ -46,14 +46,13 @@ def test_forward_pass_on_any_size_gives_probabilities(probabilities):
 def test_layout_follows_torchvision(model):
     # features_0: 3x3/2 with torch's symmetric padding; features_1 has no
     # expansion (t = 1), the others start with one; features_18 goes to 1280.
-    assert isinstance(model.get_layer("features_0_0_pad"), keras.layers.ZeroPadding2D)
-    assert model.get_layer("features_0_0").padding == "valid"
+    assert model.get_layer("features_0_0").padding == (1, 1)
     assert isinstance(model.get_layer("features_1_conv_0_0"), keras.layers.DepthwiseConv2D)
     assert model.get_layer("features_1_conv_1").kernel.shape == (1, 1, 32, 16)
     assert isinstance(model.get_layer("features_1_conv_2"), keras.layers.BatchNormalization)
     assert model.get_layer("features_2_conv_0_0").kernel.shape == (1, 1, 16, 96)
     assert model.get_layer("features_2_conv_1_0").strides == (2, 2)
-    assert model.get_layer("features_2_conv_1_0_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("features_2_conv_1_0").padding == (1, 1)
     assert model.get_layer("features_18_0").kernel.shape == (1, 1, 320, 1280)
     assert model.get_layer("classifier_0").rate == 0.2
     assert model.get_layer("classifier_1").kernel.shape == (1280, 1000)
