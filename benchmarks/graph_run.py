@@ -4,16 +4,19 @@
         [--models resnet50 mobilenet_v2 efficientnet_b0] [--batch-size 16]
         [--image-size 224] [--rounds 5] [--threads 2]
 
-Two levers of kcnn's, measured on one model each (the same weights, one
+kcnn's levers for torch's eager execution, measured on one model each (the same weights, one
 process, interleaved rounds after a warm-up, `_bench.interleaved`):
 
 - "kcnn": the model as built: its graph run releases each intermediate tensor
   after its last use (`kcnn._keras_internal.run_graph_releasing`), and on torch
   each convolution's channels_last weight is kept while the kernel is
   unchanged and autograd is off (`kcnn.layers.conv._torch_weight`);
+- "not_in_place": the same model releasing its intermediates but computing
+  every activation into a new tensor (torch only; `kcnn.layers.inplace` is
+  what differs);
 - "keras_graph_run": the same model run by Keras's own
   `Functional._run_through_graph`, which keeps every intermediate until the
-  whole graph has run;
+  whole graph has run (and computes every activation into a new tensor);
 - "weight_copy": the same model copying every kernel to channels_last on
   every call (torch only; the cache is what differs);
 - "folded" (inference only): the model with its batch norms folded into the
@@ -38,6 +41,7 @@ import keras
 import numpy as np
 
 import _bench
+from kcnn import _keras_internal as internal
 from kcnn.layers import conv
 from throughput import keras_steps, torch_steps
 
@@ -73,6 +77,13 @@ def contenders(name, shape, x, y):
     object.__setattr__(keras_run, "_run_through_graph",
                        types.MethodType(functional._run_through_graph, keras_run))
     runs = {"kcnn": keras_steps(model, x, y), "keras_graph_run": keras_steps(keras_run, x, y)}
+    if BACKEND == "torch":
+        copying = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
+        copying.set_weights(model.get_weights())
+        object.__setattr__(copying, "_run_through_graph", types.MethodType(
+            lambda self, inputs, operation_fn=lambda op: op, call_fn=None:
+            internal.run_graph_releasing(self, inputs, operation_fn), copying))
+        runs["not_in_place"] = keras_steps(copying, x, y)
     folded = kcnn.fold_batch_norm(model)
     runs["folded"] = (None, lambda: folded.predict_on_batch(x))
     if BACKEND == "torch":

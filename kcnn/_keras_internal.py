@@ -78,7 +78,7 @@ def nodes_by_depth(model):
     return _read(model, "_nodes_by_depth", "a functional model's layer calls by depth")
 
 
-def run_graph_releasing(model, inputs, operation_fn=lambda op: op):
+def run_graph_releasing(model, inputs, operation_fn=lambda op: op, overwrite=None):
     """`Function._run_through_graph` of the functional `model`, releasing each
     intermediate tensor once the last layer call that reads it has run.
 
@@ -92,13 +92,18 @@ def run_graph_releasing(model, inputs, operation_fn=lambda op: op):
     with the same arguments as Keras's loop (depth by depth, the deepest
     first; a node whose inputs are not computed is skipped), reading the same
     private node attributes.
+
+    `overwrite(layer, x, others)`, if given, is offered each call of a layer on
+    one tensor `x` that no later call reads and that is not an output, with
+    `others`, every other tensor still held and the model's inputs; what it
+    returns (not None) is the call's result (`kcnn.layers.inplace`).
     """
     from keras import tree
 
     depths = _read(model, "_nodes_by_depth", "a functional model's layer calls by depth")
     tensors = {}
-    for x, y in zip(_read(model, "_inputs", "a functional model's input tensors"),
-                    tree.flatten(inputs)):
+    given = tree.flatten(inputs)
+    for x, y in zip(_read(model, "_inputs", "a functional model's input tensors"), given):
         tensors[id(x)] = y
     nodes = [node for depth in sorted(depths, reverse=True) for node in depths[depth]
              if node.operation and not node.is_input]
@@ -111,9 +116,19 @@ def run_graph_releasing(model, inputs, operation_fn=lambda op: op):
     for node in nodes:
         if any(id(x) not in tensors for x in node.input_tensors):
             continue  # not computable from these inputs (Keras skips it too)
-        args, kwargs = node.arguments.fill_in(tensors)
-        results = operation_fn(model._get_operation_for_node(node))(*args, **kwargs)
-        del args, kwargs
+        operation = model._get_operation_for_node(node)
+        results = None
+        if overwrite is not None and len(node.input_tensors) == 1:
+            x = node.input_tensors[0]
+            if uses[id(x)] == 1 and id(x) not in kept:
+                value = tensors[id(x)]
+                others = [v for k, v in tensors.items() if k != id(x)] + given
+                results = overwrite(operation, value, others)
+                del value, others
+        if results is None:
+            args, kwargs = node.arguments.fill_in(tensors)
+            results = operation_fn(operation)(*args, **kwargs)
+            del args, kwargs
         for x in node.input_tensors:
             uses[id(x)] -= 1
             if not uses[id(x)] and id(x) not in kept:

@@ -17,6 +17,7 @@ import os
 import keras
 
 from kcnn import _keras_internal as internal
+from kcnn.layers import inplace
 from kcnn.models import initializers
 from kcnn.registry import get_builder
 from kcnn.weights import hub
@@ -103,11 +104,13 @@ class Model(keras.Model):
 
     def _run_through_graph(self, inputs, operation_fn=lambda op: op, call_fn=None):
         # Keras's graph run keeps every intermediate until the end; kcnn's
-        # releases each after its last use (why: `run_graph_releasing`).
-        # `call_fn` (symbolic execution) keeps Keras's.
+        # releases each after its last use (why: `run_graph_releasing`), and on
+        # torch computes activations into a tensor nothing else reads
+        # (`kcnn.layers.inplace`). `call_fn` (symbolic execution) keeps Keras's.
         if call_fn is not None:
             return super()._run_through_graph(inputs, operation_fn, call_fn)
-        return internal.run_graph_releasing(self, inputs, operation_fn)
+        overwrite = inplace.overwrite if keras.backend.backend() == "torch" else None
+        return internal.run_graph_releasing(self, inputs, operation_fn, overwrite)
 
 
 def ends_in_softmax(model):

@@ -1,0 +1,97 @@
+"""Activations computed into their input (`kcnn.layers.inplace`) change nothing but the clock.
+
+A kcnn model runs its activation layers in place on torch in inference where
+the tensor they read is read by nothing else; everywhere else, and on the
+other backends, it runs them as Keras does. Each graph below has calls that may
+be done in place and calls that must not be (a tensor read again later, a
+tensor that is also the output of a layer returning its input, the model's own
+input, an output of the model), and must give Keras's outputs, leave its input
+untouched, and on torch take the in-place path exactly where it may.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from kcnn.layers import inplace
+from kcnn.models._common import Model
+
+BACKEND = keras.backend.backend()
+
+
+def _graph(model_cls):
+    inputs = keras.Input((6,), name="x")
+    first = keras.layers.ReLU(name="on_the_input")(inputs)            # the caller's tensor
+    a = keras.layers.Dense(6, name="a")(first)
+    b = keras.layers.ReLU(max_value=6.0, name="relu6_safe")(a)        # a read only here
+    c = keras.layers.Dense(6, name="c")(b)
+    kept = keras.layers.Identity(name="identity")(c)                  # the same tensor as c
+    d = keras.layers.Activation("silu", name="silu_aliased")(kept)    # c is read again below
+    e = keras.layers.Add(name="add")([c, d])
+    f = keras.layers.Activation("relu", name="relu_branch")(e)        # e is read again below
+    g = keras.layers.Dense(6, name="g")(keras.layers.Concatenate(name="cat")([e, f]))
+    h = keras.layers.Activation("relu6", name="relu6_output")(g)      # g is an output
+    i = keras.layers.Activation("silu", name="silu_safe")(keras.layers.Dense(6, name="i")(h))
+    return model_cls(inputs, [g, i], name="activations")
+
+
+SAFE = {"relu6_safe", "silu_safe"}
+
+
+@pytest.fixture(scope="module")
+def models():
+    ours, theirs = _graph(Model), _graph(keras.Model)
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(models,
+                                                                           monkeypatch):
+    ours, theirs = models
+    overwritten, overwrite = [], inplace.overwrite
+
+    def spy(layer, x, others):
+        result = overwrite(layer, x, others)
+        if result is not None:
+            overwritten.append(layer.name)
+        return result
+
+    monkeypatch.setattr(inplace, "overwrite", spy)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32") * 4
+    given = keras.ops.convert_to_tensor(x)
+    expected = [keras.ops.convert_to_numpy(y) for y in theirs.predict_on_batch(x)]
+    got = ours.predict_on_batch(given)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(given), x)
+    assert sorted(overwritten) == (sorted(SAFE) if BACKEND == "torch" else [])
+    # In training (autograd on) nothing runs in place, and the gradients are Keras's.
+    overwritten.clear()
+    y = [np.zeros_like(e) for e in expected]
+    for model in (ours, theirs):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    before = ours.get_weights()
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    for w0, a, b in zip(before, ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a - w0, b - w0, rtol=1e-4, atol=1e-6)
+    assert overwritten == []
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch tensors are the only mutable ones")
+def test_each_refusal():
+    import torch
+
+    relu = keras.layers.ReLU()
+    x = torch.ones(2, 3)
+    assert inplace.overwrite(relu, x, [x.view(6)]) is None       # shares memory
+    assert inplace.overwrite(keras.layers.ReLU(negative_slope=0.1), x, []) is None
+    assert inplace.overwrite(keras.layers.ReLU(max_value=3.0), x, []) is None
+    assert inplace.overwrite(keras.layers.Activation("tanh"), x, []) is None
+    assert inplace.overwrite(keras.layers.Activation("relu", dtype="float16"), x, []) is None
+    with torch.enable_grad():
+        assert inplace.overwrite(relu, x, []) is None               # autograd on
+    with torch.no_grad():
+        y = torch.tensor([-1.0, 2.0, 7.0])
+        assert inplace.overwrite(keras.layers.Activation("relu6"), y, []) is y
+        np.testing.assert_array_equal(y.numpy(), [0.0, 2.0, 6.0])
