@@ -2,6 +2,8 @@
 
 __all__ = ["Conv2D", "DepthwiseConv2D", "GroupedConv2D"]
 
+import functools
+
 import keras
 from keras import ops
 
@@ -129,7 +131,6 @@ def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
     once more (a pad was 16% of MobileNetV2's inference step on torch;
     benchmarks/results/layers_torch.json).
     """
-    import torch
     import torch.nn.functional as F
 
     x = ops.convert_to_tensor(inputs)
@@ -372,18 +373,99 @@ def _sliced_depthwise(x, kernel, strides, padding, data_format):
         pads[rows] = list(_same_padding(x.shape[rows], kh, strides[0]))
         pads[cols] = list(_same_padding(x.shape[cols], kw, strides[1]))
         x = ops.pad(x, pads)
-    out_h = (x.shape[rows] - kh) // strides[0] + 1
-    out_w = (x.shape[cols] - kw) // strides[1] + 1
+    if keras.backend.backend() == "jax" and _DEPTHWISE_VJP:
+        return _jax_tap_sum()(x, taps, tuple(strides), last)
+    return _tap_sum(x, taps, strides, last)
+
+
+# On JAX the sum of slices has its own backward (`_jax_tap_sum`); False gives
+# autodiff's, for benchmarks/depthwise_jax.py and the tests.
+_DEPTHWISE_VJP = True
+
+
+def _shifted_slices(x, kernel_size, strides, last, out_size):
+    """(i, j, the strided slice of the padded input `x` that meets tap (i, j))."""
+    rows, cols = (1, 2) if last else (2, 3)
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            index = [slice(None)] * 4
+            index[rows] = slice(i, i + (out_size[0] - 1) * strides[0] + 1, strides[0])
+            index[cols] = slice(j, j + (out_size[1] - 1) * strides[1] + 1, strides[1])
+            yield i, j, x[tuple(index)]
+
+
+def _tap_sum(x, taps, strides, last):
+    """The "valid" depthwise convolution of the padded (and repeated) input `x`
+    with `taps` (kh, kw, channels): the kh * kw products of a strided slice and
+    its per-channel tap, summed."""
+    kh, kw = taps.shape[:2]
+    rows, cols = (1, 2) if last else (2, 3)
+    out_size = ((x.shape[rows] - kh) // strides[0] + 1, (x.shape[cols] - kw) // strides[1] + 1)
     tap_shape = (1, 1, 1, -1) if last else (1, -1, 1, 1)
     total = None
-    for i in range(kh):
-        for j in range(kw):
-            index = [slice(None)] * 4
-            index[rows] = slice(i, i + (out_h - 1) * strides[0] + 1, strides[0])
-            index[cols] = slice(j, j + (out_w - 1) * strides[1] + 1, strides[1])
-            term = x[tuple(index)] * ops.reshape(taps[i, j], tap_shape)
-            total = term if total is None else total + term
+    for i, j, window in _shifted_slices(x, (kh, kw), strides, last, out_size):
+        term = window * ops.reshape(taps[i, j], tap_shape)
+        total = term if total is None else total + term
     return total
+
+
+def _halving_sum(products, last):
+    """Per-channel sums of `products` (one tap's slice times the output gradient).
+
+    Autodiff reduces each tap's product over (N, H, W) in one reduction, and
+    XLA's CPU backend first copies the strided slice out for it: the kernel
+    gradient took 15-40x the forward. Adding the two halves of the batch
+    axis until one image is left is an element-wise loop that reads the slice
+    in place, and leaves a reduction N times smaller: a layer's forward and
+    backward in 0.3-0.75x the time at MobileNetV2's and EfficientNet-B0's
+    shapes, their batch-16 training steps in 0.89x and 0.86x
+    (benchmarks/results/depthwise_jax.json; an earlier, busier run 0.87x and
+    0.70x). The sums run in float32, also for float16 and bfloat16 inputs.
+    """
+    import jax.numpy as jnp
+
+    products = products.astype(jnp.float32)
+    # A symbolic batch (jax2tf's polymorphic export of a SavedModel) has no
+    # halves to take: one reduction, as autodiff's.
+    while isinstance(products.shape[0], int) and products.shape[0] > 1:
+        half = products.shape[0] // 2
+        total = products[:half] + products[half:2 * half]
+        if products.shape[0] % 2:
+            total = jnp.concatenate([total, products[2 * half:]], axis=0)
+        products = total
+    return jnp.sum(products, axis=(0, 1, 2) if last else (0, 2, 3))
+
+
+@functools.cache
+def _jax_tap_sum():
+    """`_tap_sum` as a `jax.custom_vjp`, built on first use (JAX is imported only there).
+
+    The input gradient is autodiff's own (the transposed slices, which XLA
+    fuses into one loop); the kernel gradient sums each tap's products by
+    halving (`_halving_sum`). Reverse mode only, which is what Keras's
+    trainers use.
+    """
+    import jax
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+    def tap_sum(x, taps, strides, last):
+        return _tap_sum(x, taps, strides, last)
+
+    def forward(x, taps, strides, last):
+        return _tap_sum(x, taps, strides, last), (x, taps)
+
+    def backward(strides, last, saved, grad):
+        x, taps = saved
+        _, transpose = jax.vjp(lambda x: _tap_sum(x, taps, strides, last), x)
+        kh, kw = taps.shape[:2]
+        out_size = grad.shape[1:3] if last else grad.shape[2:4]
+        tap_grads = [_halving_sum(window * grad, last)
+                     for _, _, window in _shifted_slices(x, (kh, kw), strides, last, out_size)]
+        taps_grad = jax.numpy.stack(tap_grads).reshape(taps.shape).astype(taps.dtype)
+        return transpose(grad)[0], taps_grad
+
+    tap_sum.defvjp(forward, backward)
+    return tap_sum
 
 
 @keras.saving.register_keras_serializable(package="kcnn")
@@ -398,10 +480,13 @@ class DepthwiseConv2D(_TorchPadding, keras.layers.DepthwiseConv2D):
     strided slices of the padded input, each times its per-channel tap, which
     XLA fuses into one loop, several times faster than XLA's own CPU depthwise
     convolution forward and backward (measurements: benchmarks/README.md);
+    Its backward on JAX is a custom VJP whose kernel gradient sums each tap's
+    products by halving the batch (`_halving_sum`), 0.86-0.89x of MobileNetV2's
+    and EfficientNet-B0's training step (benchmarks/results/depthwise_jax.json).
     TensorFlow and torch keep their own kernels, which are the fast ones there.
     `padding` also takes torch's symmetric zero padding (`_TorchPadding`).
     Outputs and gradients of both forms agree within float32 rounding
-    (`tests/layers/test_conv.py`).
+    (`tests/layers/test_depthwise.py`).
     """
 
     _padding_position = 2  # DepthwiseConv2D(kernel_size, strides, padding, ...)
