@@ -7,6 +7,8 @@ import functools
 import keras
 from keras import ops
 
+from kcnn.layers import inplace
+
 # The one place that picks the formulation: backends whose own grouped
 # convolution is the fast one on CPU. TensorFlow (which runs grouped
 # convolutions through XLA on CPU) and JAX are several times slower with
@@ -169,11 +171,13 @@ def _torch_weight(kernel, depthwise, channels_last):
     (inference, `predict`) the copy is made once and kept on the kernel
     tensor, with the tensor's version counter, which every assignment and
     optimizer step increments: a changed kernel is copied again. With
-    autograd on, the copy must be part of the graph, and is made each call.
+    autograd on, the copy must be part of the graph, and is made each call;
+    under torch.compile or torch.export the traced program makes its own.
     """
     import torch
 
-    cacheable = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+    cacheable = (not torch.is_grad_enabled() and not inplace._tracing()
+                 and type(kernel) in (torch.Tensor, torch.nn.Parameter))
     key = None
     if cacheable:
         try:

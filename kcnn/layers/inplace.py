@@ -12,8 +12,9 @@ step on torch took 0.79x of the time with its ReLU6s in place (b16, 224;
 `overwrite` returns None, and the layer runs as usual, unless all of these hold,
 so that no one can see the difference but the clock:
 - the backend is torch, autograd is off (inference; in training autograd keeps
-  the input of a ReLU6 and the output of a ReLU), and the tensor needs no
-  gradient;
+  the input of a ReLU6 and the output of a ReLU), the tensor needs no
+  gradient, and nothing is tracing (torch.compile, torch.export: a program
+  keeps Keras's ops);
 - the layer is a plain activation: `keras.layers.ReLU` without a slope or
   threshold (max_value None or 6), or `keras.layers.Activation` of relu,
   relu6 or silu (Keras's "swish"), without an activity regularizer, computing
@@ -52,6 +53,13 @@ def _function(layer):
     return None
 
 
+def _tracing():
+    """Whether torch.compile or torch.export is tracing (kcnn's eager-only levers step aside)."""
+    import torch
+
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def overwrite(layer, x, others):
     """`layer(x)` written into `x`, or None where that cannot be shown to be the same.
 
@@ -60,9 +68,10 @@ def overwrite(layer, x, others):
     """
     import torch
 
-    if (not isinstance(x, torch.Tensor) or torch.is_grad_enabled() or x.requires_grad
-            or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
-        return None
+    if (type(x) is not torch.Tensor or torch.is_grad_enabled() or x.requires_grad
+            or _tracing() or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
+        return None  # a FakeTensor or FunctionalTensor (torch.export, torch.compile) is not
+        # `torch.Tensor` itself: a traced program keeps the layer's own op
     function = _function(layer)
     if function is None:
         return None

@@ -95,3 +95,28 @@ def test_each_refusal():
         y = torch.tensor([-1.0, 2.0, 7.0])
         assert inplace.overwrite(keras.layers.Activation("relu6"), y, []) is y
         np.testing.assert_array_equal(y.numpy(), [0.0, 2.0, 6.0])
+
+
+@pytest.mark.skipif(BACKEND != "torch",
+                    reason="torch.export traces in this process on torch only (JAX and "
+                           "TensorFlow reach it through a torch process: tests/export)")
+def test_torch_export_traces_keras_s_ops(models, tmp_path):
+    """torch.export runs the graph on fake tensors: the in-place path and the kernel cache
+    must step aside, and the program must give Keras's outputs."""
+    import torch
+
+    import kcnn
+
+    ours, theirs = models
+    inputs = keras.Input((6,))
+    conv_like = keras.layers.Reshape((1, 1, 6))(inputs)
+    conv = kcnn.layers.Conv2D(6, 1, padding=1, name="conv")(conv_like)
+    flat = keras.layers.Flatten()(keras.layers.ReLU(name="relu_safe")(conv))
+    model = Model(inputs, [ours(inputs)[1], flat])
+    x = np.random.default_rng(0).normal(size=(3, 6)).astype("float32")
+    expected = [keras.ops.convert_to_numpy(y) for y in model.predict_on_batch(x)]
+    kcnn.export(model, tmp_path / "m.pt2", format="pt2")
+    program = torch.export.load(str(tmp_path / "m.pt2"))
+    got = program.module()(torch.from_numpy(x))
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-5, atol=1e-5)
