@@ -63,8 +63,7 @@ class TorchMaxPooling2D(keras.layers.Layer):
 
     windows: ceil mode keeps a last, partial window at the bottom/right edge.
     Padding counts as -inf (it never wins the max). Keras's "same" equals this
-    only for some sizes, so the layer pads explicitly (with the input's minimum,
-    which never wins either, and which int8 quantization can hold): p rows before,
+    only for some sizes, so the layer pads explicitly: p rows of -inf before,
     and after either p (floor mode) or min(p + s - 1, k - 1) (ceil mode), then
     takes a "valid" max pool. A "valid" pool over H + p + min(p + s - 1, k - 1)
     rows gives min(ceil((H + 2p - k) / s), floor((H + p - 1) / s)) + 1 windows,
@@ -118,11 +117,7 @@ class TorchMaxPooling2D(keras.layers.Layer):
             widths = ([[0, 0]] + [list(w) for w in spatial] + [[0, 0]]
                       if self.data_format == "channels_last"
                       else [[0, 0], [0, 0]] + [list(w) for w in spatial])
-            # The input's own minimum, not -inf: the same maximum for any input
-            # (every window holds an input pixel), and a value inside the
-            # activations' range, which int8 quantization needs: LiteRT's int8
-            # ResNets failed in XNNPACK with a -inf (or float32 lowest) pad.
-            inputs = ops.pad(inputs, widths, constant_values=ops.min(inputs))
+            inputs = ops.pad(inputs, widths, constant_values=float("-inf"))
         return max_pool(inputs, self.pool_size, self.strides, self.data_format)
 
     def _pad_after(self, k, s, p):

@@ -16,7 +16,7 @@ import keras
 
 from kcnn.layers.conv import Conv2D, DepthwiseConv2D
 from kcnn.layers.normalization import BatchNormalization
-from kcnn.layers.pooling import MaxPooling2D, TorchMaxPooling2D
+from kcnn.layers.pooling import MaxPooling2D
 from kcnn.layers.regularization import StochasticDepth
 from kcnn.models import initializers
 from kcnn.models._common import channel_axis
@@ -71,14 +71,16 @@ def conv_bn_act(x, filters, kernel_size, *, strides=1, padding=0, groups=1,
 
 
 def max_pool(x, pool_size, strides, *, padding=0, name):
-    """torch's `MaxPool2d(k, s, padding=p)` (ceil_mode=False): Keras's layer
-    without padding, `TorchMaxPooling2D` (torch's -inf padding) with it.
+    """torch's `MaxPool2d(k, s, padding=p)` (ceil_mode=False).
 
-    (Models built before had a `{name}_pad` ZeroPadding2D layer here: the same
-    outputs, since every padded pool in these families follows a ReLU.)
+    torch pads with -inf; zero padding is the same here because every max pool
+    in these families follows a ReLU (inputs >= 0). The pad stays a layer of its
+    own: a pool padded inside with -inf (`TorchMaxPooling2D`), or with the
+    input's minimum, broke the int8 LiteRT and the OpenVINO files of the
+    ResNets, which a zero pad after a ReLU does not.
     """
     if padding:
-        return TorchMaxPooling2D(pool_size, strides, padding=padding, name=name)(x)
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     return MaxPooling2D(pool_size, strides, name=name)(x)
 
 
