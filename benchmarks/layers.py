@@ -5,10 +5,11 @@ each of them (the issue's lever "Padding layers on TensorFlow and torch").
     KERAS_BACKEND=torch .venv/bin/python benchmarks/layers.py [--models resnet50 mobilenet_v2]
         [--batch-size 16] [--image-size 224] [--rounds 5] [--threads 2]
 
-kcnn builds torch's symmetric `Conv2d(padding=p)` / `MaxPool2d(padding=p)` as
-its `Conv2D` / `DepthwiseConv2D(padding=p)` and `TorchMaxPooling2D(padding=p)`
-(`kcnn.layers.conv._TorchPadding`): on torch the pad happens inside torch's
-kernel, on TensorFlow and JAX it is a pad made inside the layer. The
+kcnn builds torch's symmetric `Conv2d(padding=p)` as its `Conv2D` /
+`DepthwiseConv2D(padding=p)` (`kcnn.layers.conv._TorchPadding`): on torch the
+pad happens inside torch's kernel, on TensorFlow and JAX it is a pad made
+inside the layer. (A model's padded `TorchMaxPooling2D`, if any, counts too; the
+builders' padded max pools keep a `ZeroPadding2D` layer, which exports need.) The
 contenders, one process, the same weights, timed in interleaved rounds
 (`_bench.interleaved`) after a warm-up:
 
