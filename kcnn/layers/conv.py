@@ -130,8 +130,8 @@ def _torch_conv(inputs, kernel, groups, *, strides, padding, data_format,
     convolution where both sides are equal, else with one pad first. torch's
     explicit padding (`explicit_padding`) and `bias` go inside the
     convolution: a separate pad, or bias add, writes the whole activation
-    once more (a pad was 16% of MobileNetV2's inference step on torch;
-    benchmarks/results/layers_torch.json).
+    once more (with pad layers MobileNetV2 inferred in 1.10x the time on
+    torch; benchmarks/results/layers_torch.json).
     """
     import torch.nn.functional as F
 
@@ -167,7 +167,8 @@ def _torch_weight(kernel, depthwise, channels_last):
     For channels-last inputs the weight goes in torch's channels_last memory
     format, which its CPU convolution would otherwise make itself: a copy of
     every kernel on every call, 9% of ResNet-50's inference step on torch
-    (profiled: `aten::clone` of each kernel, 74 ms of 850). Without autograd
+    (profiled: `aten::clone` of each kernel, 74 ms of 850; 1.02-1.06x the
+    time in benchmarks/results/graph_run_torch.json). Without autograd
     (inference, `predict`) the copy is made once and kept on the kernel
     tensor, with the tensor's version counter, which every assignment and
     optimizer step increments: a changed kernel is copied again. With
