@@ -61,6 +61,11 @@ def grouped_conv(inputs, kernel, groups, *, strides=1, padding="valid",
     outputs = _grouped_conv(inputs, kernel, groups, strides=strides, padding=padding,
                             data_format=data_format, dilation_rate=dilation_rate,
                             native=native)
+    return _add_bias(outputs, bias, data_format)
+
+
+def _add_bias(outputs, bias, data_format):
+    """`outputs` plus the per-channel `bias` (None: none), where torch's kernel did not add it."""
     if bias is None:
         return outputs
     shape = (1, 1, 1, -1) if data_format == "channels_last" else (1, -1, 1, 1)
@@ -177,7 +182,7 @@ def _torch_weight(kernel, depthwise, channels_last):
     """
     import torch
 
-    cacheable = (not torch.is_grad_enabled() and not inplace._tracing()
+    cacheable = (not torch.is_grad_enabled() and not inplace.tracing()
                  and type(kernel) in (torch.Tensor, torch.nn.Parameter))
     key = None
     if cacheable:
@@ -335,13 +340,13 @@ def _same_padding(size, kernel, stride):
 
 
 def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=None,
-                   dilation_rate=1, sliced=None):
+                   dilation_rate=1, sliced=None, bias=None):
     """`ops.depthwise_conv`, natively or as a sum of shifted strided slices.
 
     `kernel` has DepthwiseConv2D's layout (kh, kw, channels, depth_multiplier);
     output channel c * depth_multiplier + j is input channel c times tap
     kernel[..., c, j], as in Keras. `sliced=None` picks the fast form for this
-    backend (JAX, without dilation). `padding` as in `grouped_conv`.
+    backend (JAX, without dilation). `padding` and `bias` as in `grouped_conv`.
     """
     if data_format is None:
         data_format = keras.config.image_data_format()
@@ -353,15 +358,17 @@ def depthwise_conv(inputs, kernel, *, strides=1, padding="valid", data_format=No
         if keras.backend.backend() in _VIEW_CONV_BACKENDS:
             return _torch_conv(inputs, kernel, 1, strides=strides, padding=padding,
                                data_format=data_format, dilation_rate=dilation,
-                               depthwise=True)
+                               depthwise=True, bias=bias)
         inputs, padding = _pad_explicitly(inputs, padding, data_format)
-        return ops.depthwise_conv(inputs, kernel, strides=strides, padding=padding,
-                                  data_format=data_format, dilation_rate=dilation)
+        outputs = ops.depthwise_conv(inputs, kernel, strides=strides, padding=padding,
+                                     data_format=data_format, dilation_rate=dilation)
+        return _add_bias(outputs, bias, data_format)
     if dilation != (1, 1):
         raise ValueError(f"the sliced depthwise convolution takes no dilation; "
                          f"received dilation_rate={dilation_rate}.")
     inputs, padding = _pad_explicitly(inputs, padding, data_format)
-    return _sliced_depthwise(inputs, kernel, strides, padding.lower(), data_format)
+    outputs = _sliced_depthwise(inputs, kernel, strides, padding.lower(), data_format)
+    return _add_bias(outputs, bias, data_format)
 
 
 def _sliced_depthwise(x, kernel, strides, padding, data_format):
@@ -500,11 +507,8 @@ class DepthwiseConv2D(_TorchPadding, keras.layers.DepthwiseConv2D):
     def call(self, inputs):
         outputs = depthwise_conv(inputs, self.kernel, strides=self.strides,
                                  padding=self.padding, data_format=self.data_format,
-                                 dilation_rate=self.dilation_rate, sliced=self._sliced)
-        if self.use_bias:
-            bias_shape = ((1, 1, 1, -1) if self.data_format == "channels_last"
-                          else (1, -1, 1, 1))
-            outputs = ops.add(outputs, ops.reshape(self.bias, bias_shape))
+                                 dilation_rate=self.dilation_rate, sliced=self._sliced,
+                                 bias=self.bias if self.use_bias else None)
         if self.activation is not None:
             return self.activation(outputs)
         return outputs

@@ -54,7 +54,7 @@ def _function(layer):
     return None
 
 
-def _tracing():
+def tracing():
     """Whether torch.compile or torch.export is tracing (kcnn's eager-only levers step aside)."""
     import torch
 
@@ -70,7 +70,7 @@ def overwrite(layer, x, others):
     import torch
 
     if (type(x) is not torch.Tensor or torch.is_grad_enabled() or x.requires_grad
-            or _tracing() or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
+            or tracing() or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
         return None  # a FakeTensor or FunctionalTensor (torch.export, torch.compile) is not
         # `torch.Tensor` itself: a traced program keeps the layer's own op
     function = _function(layer)
