@@ -35,15 +35,13 @@ from kcnn.inspect import without_weights
 from kcnn.weights import load_state_dict
 from kcnn.weights import torch_state_dict as mapping
 from kcnn.weights.torch_state_dict import to_state_dict
+from tests.weights import test_torchvision_parity as parity
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 CLASSES = 3
 X = np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype("float32")  # NCHW
-# torchvision builds GoogLeNet's auxiliary heads, and leaves its own init out
-# (with a warning), unless told otherwise.
-TWIN_ARGUMENTS = {"googlenet": {"aux_logits": False, "init_weights": True}}
 ON_TORCH_ONLY = pytest.mark.skipif(
     keras.backend.backend() != "torch",
     reason="backend-independent: names, shapes and the conversion are numpy on the "
@@ -58,21 +56,9 @@ NOT_ON_JAX = pytest.mark.skipif(
 
 
 def torchvision_model(name, seed):
-    """torchvision's `name` with seeded random weights and batch-norm statistics
-    (random positive variances, non-zero means), in eval mode."""
-    torch.manual_seed(seed)
-    net = getattr(torchvision.models, name)(weights=None, num_classes=CLASSES,
-                                            **TWIN_ARGUMENTS.get(name, {}))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                n = module.num_features
-                module.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=generator))
-                module.weight.copy_(0.5 + torch.rand(n, generator=generator))
-                module.bias.copy_(0.1 * torch.randn(n, generator=generator))
-    return net.eval()
+    """test_torchvision_parity's seeded torchvision model, as this module's twin builds it."""
+    return parity.torchvision_model(name, seed=seed, num_classes=CLASSES,
+                                    **parity.TORCHVISION_ARGUMENTS.get(name, {}))
 
 
 def keras_layout(x_nchw):

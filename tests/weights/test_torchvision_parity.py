@@ -49,11 +49,13 @@ CHANNELS_FIRST = ("alexnet", "vgg11", "vgg11_bn", "resnet18", "resnet50", "dense
 X = np.random.default_rng(0).normal(size=(2, 3, *SIZE)).astype("float32")
 
 
-def torchvision_model(name, **kwargs):
-    """A torchvision model with seeded random weights and batch-norm statistics."""
-    torch.manual_seed(0)
+def torchvision_model(name, seed=0, **kwargs):
+    """torchvision's `name` in eval mode, with weights drawn after `torch.manual_seed(seed)`
+    and random batch-norm statistics and affine terms (positive variances, non-zero
+    means) from a generator seeded `seed + 1`."""
+    torch.manual_seed(seed)
     model = getattr(torchvision.models, name)(weights=None, **kwargs)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
