@@ -230,3 +230,68 @@ def test_train_builds_a_named_model_with_init():
     assert bias.any()  # torch's default bias, not Keras's zeros
     with pytest.raises(ValueError, match=r"init applies to a model built by name.*'paper'"):
         kcnn.train(kcnn.models.lenet5(), data, epochs=1, init="paper", verbose=0)
+
+
+# kcnn's RandomNormal / RandomUniform draw with numpy on the host on JAX, where
+# each of JAX's random ops compiles for its shape; Keras's draws elsewhere.
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="JAX only: TensorFlow and torch compile nothing to draw, and "
+                           "keep Keras's draws (test_host_draws_keep_keras_semantics)")
+def test_drawing_a_kernel_on_jax_compiles_nothing():
+    import jax
+
+    from kcnn.models import initializers
+
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        # Shapes no other test draws, so that no compiled draw is cached.
+        # (Creating a Keras variable from the values compiles a copy of its
+        # own, for every initializer alike.)
+        for cls in (initializers.RandomNormal, initializers.RandomUniform):
+            values = keras.ops.convert_to_numpy(cls(0.0, 0.1)((3, 5, 7, 1031)))
+            assert values.shape == (3, 5, 7, 1031) and values.std() > 0.02
+        assert not compiles, f"{len(compiles)} XLA compilations"
+        # What the test would see with Keras's draw (it works: it counts).
+        keras.ops.convert_to_numpy(keras.initializers.RandomNormal()((3, 5, 7, 1033)))
+        assert compiles
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def test_host_draws_keep_keras_semantics():
+    from kcnn.models import initializers
+
+    for cls, kwargs in ((initializers.RandomNormal, dict(mean=0.5, stddev=2.0)),
+                        (initializers.RandomUniform, dict(minval=-3.0, maxval=1.0))):
+        keras.utils.set_random_seed(0)
+        a, b = cls(**kwargs), cls(**kwargs)
+        x = keras.ops.convert_to_numpy(a((300, 200)))
+        assert x.dtype == np.float32 and x.shape == (300, 200)
+        # An unseeded instance draws the same values on every call (as Keras's).
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a((300, 200))), x)
+        assert not np.array_equal(keras.ops.convert_to_numpy(b((300, 200))), x)
+        if cls is initializers.RandomNormal:
+            assert x.mean() == pytest.approx(0.5, abs=0.03)
+            assert x.std() == pytest.approx(2.0, rel=0.01)
+        else:
+            assert -3.0 <= x.min() and x.max() < 1.0
+            assert x.mean() == pytest.approx(-1.0, abs=0.03)
+        assert keras.ops.convert_to_numpy(a((4,), dtype="float64")).dtype == np.float64
+        # Where numpy cannot draw for the backend, Keras's own draw runs.
+        half = a((64,), dtype="bfloat16")
+        assert keras.backend.standardize_dtype(half.dtype) == "bfloat16"
+        generated = cls(**kwargs, seed=keras.random.SeedGenerator(3))
+        first, second = (keras.ops.convert_to_numpy(generated((64,))) for _ in range(2))
+        assert not np.array_equal(first, second)  # a SeedGenerator advances
+        # The config names kcnn's class; an integer seed is kept, and so are the draws.
+        seeded = cls(**kwargs, seed=11)
+        restored = keras.initializers.deserialize(keras.initializers.serialize(seeded))
+        assert type(restored) is cls
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(restored((30, 20))),
+                                      keras.ops.convert_to_numpy(seeded((30, 20))))
