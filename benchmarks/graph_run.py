@@ -14,9 +14,13 @@ process, interleaved rounds after a warm-up, `_bench.interleaved`):
 - "not_in_place": the same model releasing its intermediates but computing
   every activation into a new tensor (torch only; `kcnn.layers.inplace` is
   what differs);
-- "keras_graph_run": the same model run by Keras's own
+- "keras_call" (torch only): the same model calling every layer through
+  Keras's `Layer.__call__` in inference too, where kcnn's runs each layer's
+  `call` directly with autograd off (`kcnn._keras_internal.inference_call`);
+- "keras_graph_run": the same model run by Keras's own `Functional.call` and
   `Functional._run_through_graph`, which keeps every intermediate until the
-  whole graph has run (and computes every activation into a new tensor);
+  whole graph has run, computes every activation into a new tensor and calls
+  every layer through `Layer.__call__`;
 - "weight_copy": the same model copying every kernel to channels_last on
   every call (torch only; the cache is what differs);
 - "folded" (inference only): the model with its batch norms folded into the
@@ -74,10 +78,15 @@ def contenders(name, shape, x, y):
     keras_run = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
     keras_run.set_weights(model.get_weights())
     functional = next(c for c in type(keras_run).__mro__ if c.__name__ == "Functional")
-    object.__setattr__(keras_run, "_run_through_graph",
-                       types.MethodType(functional._run_through_graph, keras_run))
+    for method in ("call", "_run_through_graph"):
+        object.__setattr__(keras_run, method,
+                           types.MethodType(getattr(functional, method), keras_run))
     runs = {"kcnn": keras_steps(model, x, y), "keras_graph_run": keras_steps(keras_run, x, y)}
     if BACKEND == "torch":
+        keras_call = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
+        keras_call.set_weights(model.get_weights())
+        object.__setattr__(keras_call, "call", types.MethodType(functional.call, keras_call))
+        runs["keras_call"] = (None, keras_steps(keras_call, x, y)[1])
         copying = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
         copying.set_weights(model.get_weights())
         object.__setattr__(copying, "_run_through_graph", types.MethodType(

@@ -143,6 +143,54 @@ def run_graph_releasing(model, inputs, operation_fn=lambda op: op, overwrite=Non
     return tree.pack_sequence_as(model._outputs_struct, [tensors[id(x)] for x in outputs])
 
 
+def standardized_inputs(model, inputs):
+    """`Functional._standardize_inputs`: `inputs` as the functional `model`'s
+    flat list of input tensors, as `Functional.call` passes them on."""
+    return _read(model, "_standardize_inputs", "a functional model's input checks")(inputs)
+
+
+def inference_call(operation):
+    """`operation`'s call in an inference graph run on torch with autograd off:
+    the layer's own `call` where Keras's `Layer.__call__` would only pass the
+    tensors through, else `operation(...)`; `training=False` either way to a
+    layer whose `call` takes `training` (as Keras's `operation_fn` passes it).
+
+    Why: on torch, which runs eagerly, `Layer.__call__`'s own work (input
+    conversion, dtype policy, masks, call context, name scope) costs about
+    0.1-0.15 ms a layer on 2 cores, whatever the batch. At batch 2, 64x64,
+    ResNet-50 and EfficientNet-B0 inferred in 1.34x and 1.32x of this path's
+    time through it (`benchmarks/graph_run.py --batch-size 2 --image-size 64`,
+    `benchmarks/results/graph_run_small/graph_run_torch.json`); at batch 16,
+    224x224 the difference is within the rounds' spread (0.92-0.99,
+    `benchmarks/results/graph_run_b16_keras_call/`). That work changes
+    nothing when the layer is built, its dtype policy computes in its variable
+    dtype (no autocast, no quantization), it has no activity regularizer, and
+    every tensor it gets is a `torch.Tensor` of its compute dtype without a
+    Keras mask; only then is `call` run directly.
+    """
+    import torch
+
+    from keras import tree
+
+    extra = {"training": False} if getattr(operation, "_call_has_training_arg", False) else {}
+    policy = getattr(operation, "dtype_policy", None)
+    direct = (isinstance(operation, keras.layers.Layer) and operation.built
+              and policy is not None and getattr(policy, "quantization_mode", None) is None
+              and policy.compute_dtype == policy.variable_dtype
+              and getattr(operation, "activity_regularizer", None) is None)
+    compute = torch.float32 if not direct else getattr(torch, policy.compute_dtype, None)
+
+    def run(*args, **kwargs):
+        kwargs.update(extra)
+        if direct and all(type(x) is torch.Tensor and x.dtype == compute
+                          and getattr(x, "_keras_mask", None) is None
+                          for x in tree.flatten((args, kwargs)) if keras.ops.is_tensor(x)):
+            return operation.call(*args, **kwargs)
+        return operation(*args, **kwargs)
+
+    return run
+
+
 def sequential_graph(model):
     """`Sequential._functional`: the functional model a built `Sequential`
     runs, whose graph has the Sequential's own layers and nodes (None before

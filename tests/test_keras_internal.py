@@ -283,3 +283,89 @@ def test_run_graph_releasing_equals_keras_run_and_drops_each_tensor_after_its_la
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a),
                                    keras.ops.convert_to_numpy(b), rtol=1e-6, atol=1e-6)
     assert probe.saw_alive is False
+
+
+class _Counted(keras.layers.Layer):
+    """Scales its input; counts Keras's `__call__` and its own `call` apart."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dunder = self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.dunder += 1
+        return super().__call__(*args, **kwargs)
+
+    def call(self, x, training=None):
+        self.calls += 1
+        return x * 2.0 if not training else x * 3.0
+
+
+def _inference_graph(model_cls):
+    """Convolution, batch norm with real statistics, dropout, a nested model, an
+    add of two branches, a dense head, and two counted layers (one at the input)."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    first = _Counted(name="first")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(first)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    nested_in = keras.Input((8, 8, 4))
+    nested = keras.Model(nested_in, keras.layers.Conv2D(4, 1, name="inner")(nested_in),
+                         name="nested")
+    branch = nested(x)
+    x = keras.layers.Add(name="add")([x, _Counted(name="middle")(branch)])
+    x = keras.layers.Dropout(0.5, name="dropout")(keras.layers.Flatten(name="flat")(x))
+    model = model_cls(inputs, keras.layers.Dense(3, name="head")(x))
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(np.linspace(-0.5, 0.5, 4).astype("float32"))
+    bn.moving_variance.assign(np.linspace(0.5, 2.0, 4).astype("float32"))
+    return model
+
+
+def test_inference_runs_each_layers_call_directly_on_torch_and_equals_keras():
+    from kcnn.models._common import Model
+
+    ours, theirs = _inference_graph(Model), _inference_graph(keras.Model)
+    theirs.set_weights(ours.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(theirs(x, training=False))
+    counted = [ours.get_layer("first"), ours.get_layer("middle")]
+    torch_backend = keras.backend.backend() == "torch"
+    if torch_backend:
+        import torch
+
+        no_grad = torch.no_grad
+    else:
+        import contextlib
+
+        no_grad = contextlib.nullcontext
+    for training in (False, None):
+        for layer in counted:
+            layer.dunder = layer.calls = 0
+        with no_grad():
+            got = keras.ops.convert_to_numpy(ours(x, training=training))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+        for layer in counted:
+            assert layer.calls == 1, (layer.name, training)
+            # On torch with autograd off Keras's __call__ is skipped; elsewhere
+            # (and in training) each layer goes through it.
+            assert layer.dunder == (0 if torch_backend else 1), (layer.name, training)
+    np.testing.assert_allclose(ours.predict_on_batch(x), expected, rtol=1e-6, atol=1e-6)
+
+    # Where __call__ does work, it runs: in training, for a tensor of another
+    # dtype than the layer computes in (cast by __call__), and for a layer
+    # computing in another dtype than its variables' (autocast).
+    for layer in counted:
+        layer.dunder = 0
+    ours(x, training=True)
+    assert [layer.dunder for layer in counted] == [1, 1]
+    plain, mixed = _Counted(), _Counted(dtype="mixed_float16")
+    with no_grad():
+        y = internal.inference_call(plain)(keras.ops.ones((2, 4), dtype="float16"))
+        assert plain.dunder == 1 and keras.backend.standardize_dtype(y.dtype) == "float32"
+        y = internal.inference_call(mixed)(keras.ops.ones((2, 4)))
+        assert mixed.dunder == 1 and keras.backend.standardize_dtype(y.dtype) == "float16"
+        y = internal.inference_call(plain)(keras.ops.ones((2, 4)))
+        assert plain.dunder == (1 if torch_backend else 2) and plain.calls == 2
+    assert np.all(keras.ops.convert_to_numpy(y) == 2.0)

@@ -102,6 +102,18 @@ class Model(keras.Model):
         config["metadata"] = json.loads(json.dumps(self.metadata))
         return config
 
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        # Inference on torch with autograd off (predict, evaluate, serving)
+        # runs each layer's `call` directly where Keras's `__call__` would only
+        # pass the tensors through (why: `_keras_internal.inference_call`).
+        if (training or mask is not None or kwargs or keras.backend.backend() != "torch"
+                or not _autograd_off() or inplace.tracing()):
+            return super().call(inputs, training=training, mask=mask, **kwargs)
+        outputs = self._run_through_graph(internal.standardized_inputs(self, inputs),
+                                          operation_fn=internal.inference_call)
+        return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 \
+            else outputs
+
     def _run_through_graph(self, inputs, operation_fn=lambda op: op, call_fn=None):
         # Keras's graph run keeps every intermediate until the end; kcnn's
         # releases each after its last use (why: `run_graph_releasing`), and on
@@ -111,6 +123,12 @@ class Model(keras.Model):
             return super()._run_through_graph(inputs, operation_fn, call_fn)
         overwrite = inplace.overwrite if keras.backend.backend() == "torch" else None
         return internal.run_graph_releasing(self, inputs, operation_fn, overwrite)
+
+
+def _autograd_off():
+    import torch
+
+    return not torch.is_grad_enabled()
 
 
 def ends_in_softmax(model):
