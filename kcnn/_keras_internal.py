@@ -178,7 +178,7 @@ def inference_call(operation):
               and policy is not None and getattr(policy, "quantization_mode", None) is None
               and policy.compute_dtype == policy.variable_dtype
               and getattr(operation, "activity_regularizer", None) is None)
-    compute = torch.float32 if not direct else getattr(torch, policy.compute_dtype, None)
+    compute = getattr(torch, policy.compute_dtype, None) if direct else None
 
     def run(*args, **kwargs):
         kwargs.update(extra)
