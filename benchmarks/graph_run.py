@@ -73,25 +73,30 @@ def _with_weight(function, step):
     return run
 
 
+def _twin(name, shape, model, **methods):
+    """Another `name` with `model`'s weights, whose named methods are replaced by
+    the given functions (bound to it): one lever undone, the rest as built."""
+    twin = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
+    twin.set_weights(model.get_weights())
+    for method, function in methods.items():
+        object.__setattr__(twin, method, types.MethodType(function, twin))
+    return twin
+
+
+def _releasing_not_in_place(self, inputs, operation_fn=lambda op: op, call_fn=None):
+    return internal.run_graph_releasing(self, inputs, operation_fn)
+
+
 def contenders(name, shape, x, y):
     model = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
-    keras_run = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
-    keras_run.set_weights(model.get_weights())
-    functional = next(c for c in type(keras_run).__mro__ if c.__name__ == "Functional")
-    for method in ("call", "_run_through_graph"):
-        object.__setattr__(keras_run, method,
-                           types.MethodType(getattr(functional, method), keras_run))
+    functional = next(c for c in type(model).__mro__ if c.__name__ == "Functional")
+    keras_run = _twin(name, shape, model, call=functional.call,
+                      _run_through_graph=functional._run_through_graph)
     runs = {"kcnn": keras_steps(model, x, y), "keras_graph_run": keras_steps(keras_run, x, y)}
     if BACKEND == "torch":
-        keras_call = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
-        keras_call.set_weights(model.get_weights())
-        object.__setattr__(keras_call, "call", types.MethodType(functional.call, keras_call))
+        keras_call = _twin(name, shape, model, call=functional.call)
         runs["keras_call"] = (None, keras_steps(keras_call, x, y)[1])
-        copying = kcnn.create_model(name, input_shape=shape, classifier_activation=None)
-        copying.set_weights(model.get_weights())
-        object.__setattr__(copying, "_run_through_graph", types.MethodType(
-            lambda self, inputs, operation_fn=lambda op: op, call_fn=None:
-            internal.run_graph_releasing(self, inputs, operation_fn), copying))
+        copying = _twin(name, shape, model, _run_through_graph=_releasing_not_in_place)
         runs["not_in_place"] = keras_steps(copying, x, y)
     folded = kcnn.fold_batch_norm(model)
     runs["folded"] = (None, lambda: folded.predict_on_batch(x))
