@@ -24,6 +24,11 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Other work on the machine skews every number (torch's OpenMP threads most of
 # all): the record keeps the load when the script started and when it ended.
 _LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
+# What tunes the C allocator, read once at start-up by glibc's malloc (mallopt(3),
+# "ENVIRONMENT"; an LD_PRELOAD'ed jemalloc or tcmalloc replaces it): torch's eager
+# step times depend on it (benchmarks/README.md), so a result records which were set.
+ALLOCATOR_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                 "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD")
 
 
 def add_common_arguments(parser, extra_presets=None):
@@ -304,6 +309,8 @@ def machine():
         "threads": _threads(),
         "load_average_at_start": _LOAD_AT_START,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        # {}: the C library's defaults.
+        "allocator": {k: os.environ[k] for k in ALLOCATOR_ENV if os.environ.get(k)},
         "platform": platform.platform(),
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -106,7 +106,8 @@ def machine_line(record):
     return (f"{m.get('device', '?')}"
             + (f" ({m.get('cpu')}, {m.get('cpus')} cores)" if m.get("device") == "cpu"
                else "")
-            + f", load average {load_start} at start, {m.get('date', '?')[:10]}")
+            + f", load average {load_start} at start, {m.get('date', '?')[:10]}"
+            + "".join(f", {k}={v}" for k, v in m.get("allocator", {}).items()))
 
 
 def throughput_section(records, title="Throughput: kcnn against torchvision and "

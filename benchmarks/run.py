@@ -65,9 +65,17 @@ def commands(args, backend, benchmark):
     return command
 
 
-def run_child(command, backend, log_path, timeout):
-    """Run one child, its output to the log file and (without the chatter) the console."""
+def child_env(backend, malloc_threshold=None):
+    """The environment of a child: its backend and, with --malloc-threshold, glibc's
+    mmap and trim thresholds (which glibc reads only at a process's start)."""
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONUNBUFFERED="1")
+    if malloc_threshold is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = env["MALLOC_TRIM_THRESHOLD_"] = str(malloc_threshold)
+    return env
+
+
+def run_child(command, env, log_path, timeout):
+    """Run one child, its output to the log file and (without the chatter) the console."""
     start = time.perf_counter()
     with open(log_path, "w") as log:
         log.write(" ".join(command) + "\n")
@@ -116,6 +124,12 @@ def main():
     parser.add_argument("--models", nargs="+", help="passed on to throughput.py")
     parser.add_argument("--timeout", type=float,
                         help="seconds after which a child is stopped (default: none)")
+    parser.add_argument("--malloc-threshold", type=int, metavar="BYTES",
+                        help="run the children with glibc's MALLOC_MMAP_THRESHOLD_ and "
+                             "MALLOC_TRIM_THRESHOLD_ at BYTES, so that freed activations "
+                             "stay in the process instead of going back to the system and "
+                             "page-faulting in again (default: glibc's own; every result "
+                             "file records the setting)")
     args = parser.parse_args()
     allowed = PRESET_BENCHMARKS[args.preset]
     args.only = args.only or list(allowed)
@@ -123,6 +137,9 @@ def main():
         if benchmark not in allowed:
             parser.error(f"--only {benchmark}: the --{args.preset} preset runs only "
                          f"{', '.join(allowed)}.")
+    if args.malloc_threshold is not None and args.malloc_threshold < 0:
+        parser.error(f"--malloc-threshold must be a number of bytes >= 0; received "
+                     f"{args.malloc_threshold}.")
     args.out = os.path.abspath(args.out)
     os.makedirs(os.path.join(args.out, "logs"), exist_ok=True)
 
@@ -133,7 +150,8 @@ def main():
             tag = "" if args.preset in ("quick", "full") else f"_{args.preset}"
             log_path = os.path.join(args.out, "logs", f"{benchmark}{tag}_{backend}.log")
             print(f"== {benchmark} on {backend} (log: {log_path})", flush=True)
-            returncode, seconds = run_child(command, backend, log_path, args.timeout)
+            returncode, seconds = run_child(
+                command, child_env(backend, args.malloc_threshold), log_path, args.timeout)
             status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
             print(f"== {benchmark} on {backend}: {status} in {seconds / 60:.1f} min "
                   f"({(time.perf_counter() - start) / 60:.1f} min so far)", flush=True)
@@ -141,7 +159,7 @@ def main():
                          "command": command[1:], "returncode": returncode,
                          "seconds": round(seconds, 1),
                          "log": os.path.relpath(log_path, args.out)})
-    record = {"preset": args.preset, "jobs": jobs,
+    record = {"preset": args.preset, "malloc_threshold": args.malloc_threshold, "jobs": jobs,
               "seconds": round(time.perf_counter() - start, 1)}
     # A --b16 run keeps its own record, so the quick run's stays in the summary.
     run_file = "run.json" if args.preset in ("quick", "full") else f"run_{args.preset}.json"

@@ -69,3 +69,33 @@ def test_the_batch_16_table_has_every_backend_and_a_row_per_model(render, tmp_pa
     # jax is measured; tensorflow and torch are not, in both peers' columns.
     assert all(row.count("not run") == 4 for row in rows)
     assert "Not run yet on tensorflow, torch." in text
+
+
+def test_a_result_with_a_tuned_allocator_says_so_where_it_is_shown(render, tmp_path):
+    # torch's eager step times depend on glibc's thresholds (run.py --malloc-threshold):
+    # a table measured with them set must not read as one measured with the defaults.
+    with open(os.path.join(render.RESULTS, "throughput_jax.json")) as f:
+        record = json.load(f)
+    record["machine"]["allocator"] = {}
+    (tmp_path / "throughput_b16_jax.json").write_text(json.dumps(record))
+    assert "MALLOC" not in render.readme_regions(str(tmp_path))["b16"]
+    record["machine"]["allocator"] = {"MALLOC_MMAP_THRESHOLD_": "4000000000",
+                                      "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+    (tmp_path / "throughput_b16_jax.json").write_text(json.dumps(record))
+    machine = record["machine"]
+    assert (f"load average {machine['load_average_at_start'][0]} at start, "
+            f"{machine['date'][:10]}, MALLOC_MMAP_THRESHOLD_=4000000000, "
+            f"MALLOC_TRIM_THRESHOLD_=4000000000; ") in render.readme_regions(str(tmp_path))["b16"]
+
+
+def test_run_py_gives_its_children_the_allocator_thresholds_asked_for():
+    spec = importlib.util.spec_from_file_location(
+        "run", os.path.join(ROOT, "benchmarks", "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    env = run.child_env("torch", 4_000_000_000)
+    assert env["KERAS_BACKEND"] == "torch"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == env["MALLOC_TRIM_THRESHOLD_"] == "4000000000"
+    plain = run.child_env("jax")
+    assert plain["KERAS_BACKEND"] == "jax"
+    assert plain.get("MALLOC_MMAP_THRESHOLD_") == os.environ.get("MALLOC_MMAP_THRESHOLD_")
