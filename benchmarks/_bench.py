@@ -120,18 +120,36 @@ def warm_up(step, warmup, steps=None, unit_seconds=None, max_steps=100):
     return first, max(1, min(max_steps, round(unit_seconds / one)))
 
 
-def interleaved(runs, rounds):
-    """Seconds of each zero-argument run, round by round.
+# Seconds the machine idles before each timed run of `interleaved`. A library's
+# thread pool keeps spinning on the CPUs for a while after its last call
+# (OpenBLAS's behind NumPy's matmul, OpenMP's): on a 2-core machine that time is
+# taken from whatever runs next. Here kcnn's AlexNet training step on torch took
+# 1.15-1.2x its time when it ran right after NumPy's matmul peak, and its own time
+# after a pause of 0.2 s (0.05 s was too short); torchvision's, run later, was
+# unaffected. 0.25 s a run adds seconds, not minutes, to a benchmark.
+SETTLE_SECONDS = 0.25
 
-    Each round starts one contender later than the one before, so that no
-    contender always runs first or right after the same neighbour, and a slow
+
+def round_order(names, round_):
+    """The order of the contenders in round `round_` of `interleaved`: each round
+    starts with the next contender, and every other round goes the other way
+    round, so that no contender always follows the same neighbour."""
+    start, step = round_ % len(names), (1 if round_ % 2 == 0 else -1)
+    return [names[(start + step * k) % len(names)] for k in range(len(names))]
+
+
+def interleaved(runs, rounds, settle=SETTLE_SECONDS):
+    """Seconds of each zero-argument run, round by round (`round_order`), each run
+    after `settle` seconds of idling (`SETTLE_SECONDS`).
+
+    No contender always runs first or right after the same neighbour, and a slow
     spell of the machine hits all of them alike.
     """
     names = list(runs)
     times = {name: [] for name in names}
     for round_ in range(rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in round_order(names, round_):
+            time.sleep(settle)
             start = time.perf_counter()
             runs[name]()
             times[name].append(time.perf_counter() - start)

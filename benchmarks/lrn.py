@@ -27,12 +27,13 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import keras
 import numpy as np
 
 from kcnn.layers import lrn
+
+import _bench
 
 SHAPE_NHWC = (128, 27, 27, 96)
 SIZE, ALPHA, BETA, K = 5, 1e-4, 0.75, 2.0
@@ -172,16 +173,7 @@ def main():
         errors[name] = max(float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
                            for a, b in zip(outputs, expected))
 
-    # Interleaved, each round starting one contender later: no contender always
-    # runs first (or right after the same neighbour).
-    names = list(runs)
-    times = {name: [] for name in names}
-    for round_ in range(args.rounds):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runs[name][0]()
-            times[name].append(time.perf_counter() - start)
+    times = _bench.interleaved({name: run for name, (run, _) in runs.items()}, args.rounds)
 
     medians = {name: statistics.median(t) for name, t in times.items()}
     ratios = {name: m / medians[reference_name] for name, m in medians.items()}

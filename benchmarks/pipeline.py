@@ -31,7 +31,6 @@ import kcnn  # noqa: I001  (first: it orders triton, keras and TensorFlow)
 import argparse
 import os
 import tempfile
-import time
 
 import keras
 import numpy as np
