@@ -2,7 +2,8 @@
 
     KERAS_BACKEND=torch .venv/bin/python benchmarks/graph_run.py
         [--models resnet50 mobilenet_v2 efficientnet_b0] [--batch-size 16]
-        [--image-size 224] [--rounds 5] [--threads 2]
+        [--image-size 224] [--rounds 5] [--threads 2] [--modes train infer]
+        [--contenders not_in_place torchvision]
 
 kcnn's levers for torch's eager execution, measured on one model each (the same weights, one
 process, interleaved rounds after a warm-up, `_bench.interleaved`):
@@ -12,8 +13,8 @@ process, interleaved rounds after a warm-up, `_bench.interleaved`):
   each convolution's channels_last weight is kept while the kernel is
   unchanged and autograd is off (`kcnn.layers.conv._torch_weight`);
 - "not_in_place": the same model releasing its intermediates but computing
-  every activation into a new tensor (torch only; `kcnn.layers.inplace` is
-  what differs);
+  every activation, residual sum and squeeze-and-excitation product into a new
+  tensor (torch only; `kcnn.layers.inplace` is what differs);
 - "keras_call" (torch only): the same model calling every layer through
   Keras's `Layer.__call__` in inference too, where kcnn's runs each layer's
   `call` directly with autograd off (`kcnn._keras_internal.inference_call`);
@@ -115,6 +116,10 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--modes", nargs="+", default=["train", "infer"],
+                        choices=["train", "infer"])
+    parser.add_argument("--contenders", nargs="+", metavar="NAME",
+                        help="time only these besides \"kcnn\" (default: all of them)")
     args = parser.parse_args()
     s = _bench.settings(args, PRESETS)
     threads = _bench.pin_threads(args.threads)
@@ -122,7 +127,7 @@ def main():
     shape = (s["image_size"], s["image_size"], 3)
     x = rng.normal(size=(s["batch_size"],) + shape).astype("float32")
     y = rng.integers(0, 1000, size=(s["batch_size"],)).astype("int64")
-    record = {"benchmark": "graph_run", "batch_size": s["batch_size"],
+    record = {"benchmark": "graph_run", "modes": args.modes, "batch_size": s["batch_size"],
               "image_size": s["image_size"], "rounds": s["rounds"], "threads": threads,
               "models": {}}
     for name in args.models:
@@ -130,8 +135,15 @@ def main():
         np.testing.assert_allclose(keras_run.predict_on_batch(x), model.predict_on_batch(x),
                                    rtol=1e-4, atol=1e-4)
         record["models"][name] = {}
+        unknown = set(args.contenders or ()) - set(runs)
+        if unknown:
+            raise ValueError(f"--contenders: unknown {sorted(unknown)}; choose from "
+                             f"{', '.join(sorted(runs))}.")
         for index, mode in enumerate(("train", "infer")):
-            steps = {c: r[index] for c, r in runs.items() if r[index] is not None}
+            if mode not in args.modes:
+                continue
+            steps = {c: r[index] for c, r in runs.items() if r[index] is not None
+                     and (c == "kcnn" or args.contenders is None or c in args.contenders)}
             for step in steps.values():
                 _bench.warm_up(step, s["warmup"], steps=1)
             times = _bench.interleaved(steps, s["rounds"])

@@ -94,10 +94,12 @@ def run_graph_releasing(model, inputs, operation_fn=lambda op: op, overwrite=Non
     first; a node whose inputs are not computed is skipped), reading the same
     private node attributes.
 
-    `overwrite(layer, x, others)`, if given, is offered each call of a layer on
-    one tensor `x` that no later call reads and that is not an output, with
-    `others`, every other tensor still held and the model's inputs; what it
-    returns (not None) is the call's result (`kcnn.layers.inplace`).
+    `overwrite(layer, values, free)`, if given, is offered each layer call
+    that reads a tensor no later call reads and that is not an output:
+    `values` are the call's input tensors in order, `free` maps the index of
+    each such tensor to every other tensor still held (the call's other
+    inputs and the model's inputs among them); what it returns (not None) is
+    the call's result (`kcnn.layers.inplace`).
     """
     from keras import tree
 
@@ -119,13 +121,15 @@ def run_graph_releasing(model, inputs, operation_fn=lambda op: op, overwrite=Non
             continue  # not computable from these inputs (Keras skips it too)
         operation = model._get_operation_for_node(node)
         results = None
-        if overwrite is not None and len(node.input_tensors) == 1:
-            x = node.input_tensors[0]
-            if uses[id(x)] == 1 and id(x) not in kept:
-                value = tensors[id(x)]
-                others = [v for k, v in tensors.items() if k != id(x)] + given
-                results = overwrite(operation, value, others)
-                del value, others
+        if overwrite is not None:
+            free = {i: id(x) for i, x in enumerate(node.input_tensors)
+                    if uses[id(x)] == 1 and id(x) not in kept}
+            if free:
+                values = [tensors[id(x)] for x in node.input_tensors]
+                free = {i: [v for k, v in tensors.items() if k != key] + given
+                        for i, key in free.items()}
+                results = overwrite(operation, values, free)
+                del values, free
         if results is None:
             args, kwargs = node.arguments.fill_in(tensors)
             results = operation_fn(operation)(*args, **kwargs)

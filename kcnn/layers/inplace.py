@@ -1,28 +1,33 @@
-"""Activation layers computed into their input on torch, where nothing else reads it.
+"""Activations, sums and products computed into their input on torch, where nothing else reads it.
 
-torchvision builds its ReLUs with `inplace=True`: in inference each activation
-overwrites the convolution or batch-norm output it reads instead of writing a
-new tensor, which on a CPU is a pass over fresh memory (page faults and all).
-Keras's activation layers always write a new tensor. kcnn's functional models
-(`kcnn.models._common.Model`) know, while they run, which tensor a layer call
-reads for the last time, and hand such a call here: ResNet-50's, MobileNetV2's
-and EfficientNet-B0's inference steps on torch took 0.99x, 0.93x and 0.92x of
-the time with their activations in place (b16, 224; `benchmarks/graph_run.py`,
-`benchmarks/results/graph_run_torch.json`).
+torchvision builds its ReLUs with `inplace=True` and adds a residual block's
+shortcut with `out += identity`: in inference each of them overwrites a tensor
+it reads instead of writing a new one, which on a CPU is a pass over fresh
+memory (page faults and all). Keras's activation and merge layers always write
+a new tensor. kcnn's functional models (`kcnn.models._common.Model`) know,
+while they run, which tensors a layer call reads for the last time, and hand
+such a call here: ResNet-50's, MobileNetV2's and EfficientNet-B0's inference
+steps on torch took 0.99x, 0.93x and 0.92x of the time with their activations
+in place (b16, 224; `benchmarks/graph_run.py`,
+`benchmarks/results/graph_run_torch.json`); the sums and products (residual
+adds, squeeze-and-excitation scales) followed in the same way.
 
 `overwrite` returns None, and the layer runs as usual, unless all of these hold,
 so that no one can see the difference but the clock:
 - the backend is torch, autograd is off (inference; in training autograd keeps
-  the input of a ReLU6 and the output of a ReLU), the tensor needs no
-  gradient, and nothing is tracing (torch.compile, torch.export: a program
-  keeps Keras's ops);
+  the input of a ReLU6 and the output of a ReLU), no tensor needs a gradient
+  or carries a Keras mask, every tensor has the layer's compute dtype, and
+  nothing is tracing (torch.compile, torch.export: a program keeps Keras's ops);
 - the layer is a plain activation: `keras.layers.ReLU` without a slope or
   threshold (max_value None or 6), or `keras.layers.Activation` of relu,
-  relu6 or silu (Keras's "swish"), without an activity regularizer, computing
-  in the tensor's dtype;
-- the tensor is read by no other layer call after this one, is not an output
-  of the model, and shares no memory with the model's inputs or any other
-  tensor still held (a layer may return its input or a view of it).
+  relu6 or silu (Keras's "swish"); or `keras.layers.Add` or
+  `keras.layers.Multiply` of inputs of one rank, written into the first or the
+  second input, whichever has the result's shape (a product with a broadcast
+  scale keeps the feature map's shape), so that the sums and products are
+  Keras's, in Keras's order; no activity regularizer;
+- the tensor written into is read by no other layer call after this one, is
+  not an output of the model, and shares no memory with the model's inputs or
+  any other tensor still held (a layer may return its input or a view of it).
 """
 
 import keras
@@ -61,23 +66,59 @@ def tracing():
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-def overwrite(layer, x, others):
-    """`layer(x)` written into `x`, or None where that cannot be shown to be the same.
+def overwrite(layer, values, free):
+    """`layer(values)` written into one of `values`, or None where that cannot be
+    shown to be the same.
 
-    `others`: every other tensor the caller still holds (the model's inputs
-    among them); `x` must share no memory with any of them.
+    `free`: {index of a tensor in `values` that may be written into: every other
+    tensor the caller still holds (the model's inputs among them)}; the tensor
+    written into must share no memory with any of those.
     """
     import torch
 
-    if (type(x) is not torch.Tensor or torch.is_grad_enabled() or x.requires_grad
-            or tracing() or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
-        return None  # a FakeTensor or FunctionalTensor (torch.export, torch.compile) is not
-        # `torch.Tensor` itself: a traced program keeps the layer's own op
-    function = _function(layer)
-    if function is None:
+    if torch.is_grad_enabled() or tracing() \
+            or getattr(layer, "activity_regularizer", None) is not None:
         return None
+    for x in values:
+        if (type(x) is not torch.Tensor or x.requires_grad
+                or getattr(x, "_keras_mask", None) is not None
+                or keras.backend.standardize_dtype(x.dtype) != layer.compute_dtype):
+            return None  # a FakeTensor or FunctionalTensor (torch.export, torch.compile) is
+            # not `torch.Tensor` itself: a traced program keeps the layer's own op
+    if len(values) == 1:
+        function = _function(layer)
+        if function is None or 0 not in free or _shares_memory(values[0], free[0]):
+            return None
+        return function(values[0])
+    return _merge(layer, values, free)
+
+
+def _merge(layer, values, free):
+    """Keras's `Add` or `Multiply` of `values` (`output = values[0]`, then
+    `output = output op values[i]` in order) into `values[0]` or `values[1]`."""
+    import torch
+
+    operations = {keras.layers.Add: torch.Tensor.add_, keras.layers.Multiply: torch.Tensor.mul_}
+    operation = operations.get(type(layer))
+    if operation is None or len({x.ndim for x in values}) != 1:
+        return None  # Keras reshapes inputs of different ranks its own way
+    try:
+        shape = torch.broadcast_shapes(*(x.shape for x in values))
+    except RuntimeError:
+        return None  # Keras's own call raises its error
+    for target in (0, 1):  # a + b == b + a and a * b == b * a exactly
+        if (target in free and values[target].shape == shape
+                and not _shares_memory(values[target], free[target])):
+            output = operation(values[target], values[1 - target])
+            for x in values[2:]:
+                output = operation(output, x)
+            return output
+    return None
+
+
+def _shares_memory(x, others):
+    import torch
+
     storage = x.untyped_storage().data_ptr()
-    if any(isinstance(o, torch.Tensor) and o.untyped_storage().data_ptr() == storage
-           for o in others):
-        return None
-    return function(x)
+    return any(isinstance(o, torch.Tensor) and o.untyped_storage().data_ptr() == storage
+               for o in others)

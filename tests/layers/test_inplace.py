@@ -1,12 +1,14 @@
-"""Activations computed into their input (`kcnn.layers.inplace`) change nothing but the clock.
+"""Activations, sums and products computed into their input (`kcnn.layers.inplace`)
+change nothing but the clock.
 
-A kcnn model runs its activation layers in place on torch in inference where
-the tensor they read is read by nothing else; everywhere else, and on the
-other backends, it runs them as Keras does. Each graph below has calls that may
-be done in place and calls that must not be (a tensor read again later, a
-tensor that is also the output of a layer returning its input, the model's own
-input, an output of the model), and must give Keras's outputs, leave its input
-untouched, and on torch take the in-place path exactly where it may.
+A kcnn model runs its activation, `Add` and `Multiply` layers in place on torch
+in inference where a tensor they read is read by nothing else; everywhere else,
+and on the other backends, it runs them as Keras does. The graph below has calls
+that may be done in place and calls that must not be (a tensor read again
+later, a tensor that is also the output of a layer returning its input, the
+model's own input, an output of the model), and must give Keras's outputs,
+leave its input untouched, and on torch take the in-place path exactly where it
+may.
 """
 
 import keras
@@ -27,15 +29,25 @@ def _graph(model_cls):
     c = keras.layers.Dense(6, name="c")(b)
     kept = keras.layers.Identity(name="identity")(c)                  # the same tensor as c
     d = keras.layers.Activation("silu", name="silu_aliased")(kept)    # c is read again below
-    e = keras.layers.Add(name="add")([c, d])
+    e = keras.layers.Add(name="add_safe")([c, d])                     # c, d read only here
     f = keras.layers.Activation("relu", name="relu_branch")(e)        # e is read again below
     g = keras.layers.Dense(6, name="g")(keras.layers.Concatenate(name="cat")([e, f]))
     h = keras.layers.Activation("relu6", name="relu6_output")(g)      # g is an output
     i = keras.layers.Activation("silu", name="silu_safe")(keras.layers.Dense(6, name="i")(h))
-    return model_cls(inputs, [g, i], name="activations")
+    j = keras.layers.Dense(6, name="j")(h)
+    k = keras.layers.Dense(1, name="k")(h)
+    m = keras.layers.Multiply(name="mul_into_second")([k, j])         # k cannot hold (4, 6)
+    n = keras.layers.Dense(6, name="n")(h)
+    o = keras.layers.Add(name="add_read_again")([m, n])               # m, n read again below
+    q = keras.layers.Add(name="add3_safe")([n, m, o])                 # (n + m) + o, into n
+    t = keras.layers.Dense(6, name="t")(h)
+    r = keras.layers.Add(name="add_into_second")([q, t])              # q read again below
+    out = keras.layers.Concatenate(name="cat2")([q, r])
+    return model_cls(inputs, [g, i, out], name="activations")
 
 
-SAFE = {"relu6_safe", "silu_safe"}
+SAFE = {"relu6_safe", "silu_safe", "add_safe", "mul_into_second", "add3_safe",
+        "add_into_second"}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +62,8 @@ def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(mode
     ours, theirs = models
     overwritten, overwrite = [], inplace.overwrite
 
-    def spy(layer, x, others):
-        result = overwrite(layer, x, others)
+    def spy(layer, values, free):
+        result = overwrite(layer, values, free)
         if result is not None:
             overwritten.append(layer.name)
         return result
@@ -84,17 +96,34 @@ def test_each_refusal():
 
     relu = keras.layers.ReLU()
     x = torch.ones(2, 3)
-    assert inplace.overwrite(relu, x, [x.view(6)]) is None       # shares memory
-    assert inplace.overwrite(keras.layers.ReLU(negative_slope=0.1), x, []) is None
-    assert inplace.overwrite(keras.layers.ReLU(max_value=3.0), x, []) is None
-    assert inplace.overwrite(keras.layers.Activation("tanh"), x, []) is None
-    assert inplace.overwrite(keras.layers.Activation("relu", dtype="float16"), x, []) is None
+    assert inplace.overwrite(relu, [x], {0: [x.view(6)]}) is None      # shares memory
+    assert inplace.overwrite(relu, [x], {}) is None                    # read again later
+    assert inplace.overwrite(keras.layers.ReLU(negative_slope=0.1), [x], {0: []}) is None
+    assert inplace.overwrite(keras.layers.ReLU(max_value=3.0), [x], {0: []}) is None
+    assert inplace.overwrite(keras.layers.Activation("tanh"), [x], {0: []}) is None
+    assert inplace.overwrite(keras.layers.Activation("relu", dtype="float16"), [x],
+                             {0: []}) is None
+    add, mul = keras.layers.Add(), keras.layers.Multiply()
+    a, b, scale = torch.ones(2, 3), torch.ones(2, 3), torch.ones(2, 1)
+    assert inplace.overwrite(add, [a, b], {}) is None                  # both read later
+    assert inplace.overwrite(add, [a, b], {0: [b, a[0]], 1: [a, b[:, :1]]}) is None
+    assert inplace.overwrite(mul, [scale, a], {0: [a]}) is None        # too small for a * s
+    assert inplace.overwrite(add, [a, torch.ones(1, 2, 3)], {0: [], 1: []}) is None  # ranks
+    assert inplace.overwrite(add, [a, torch.ones(2, 4)], {0: [], 1: []}) is None
+    assert inplace.overwrite(keras.layers.Concatenate(), [a, b], {0: [b], 1: [a]}) is None
+    assert inplace.overwrite(keras.layers.Subtract(), [a, b], {0: [b], 1: [a]}) is None
+    masked = torch.ones(2, 3)
+    masked._keras_mask = torch.ones(2, dtype=torch.bool)
+    assert inplace.overwrite(add, [masked, b], {0: [b], 1: [masked]}) is None
     with torch.enable_grad():
-        assert inplace.overwrite(relu, x, []) is None               # autograd on
+        assert inplace.overwrite(relu, [x], {0: []}) is None           # autograd on
     with torch.no_grad():
         y = torch.tensor([-1.0, 2.0, 7.0])
-        assert inplace.overwrite(keras.layers.Activation("relu6"), y, []) is y
+        assert inplace.overwrite(keras.layers.Activation("relu6"), [y], {0: []}) is y
         np.testing.assert_array_equal(y.numpy(), [0.0, 2.0, 6.0])
+        s, v = torch.tensor([[2.0], [3.0]]), torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+        assert inplace.overwrite(mul, [s, v], {0: [v], 1: [s]}) is v   # into the one that fits
+        np.testing.assert_array_equal(v.numpy(), [[2.0, 4.0], [9.0, 12.0]])
 
 
 @pytest.mark.skipif(BACKEND != "torch",
