@@ -1,4 +1,5 @@
-"""Activations, sums and products computed into their input on torch, where nothing else reads it.
+"""Activations, batch norms, sums and products computed into their input on torch, where
+nothing else reads it.
 
 torchvision builds its ReLUs with `inplace=True` and adds a residual block's
 shortcut with `out += identity`: in inference each of them overwrites a tensor
@@ -6,11 +7,12 @@ it reads instead of writing a new one, which on a CPU is a pass over fresh
 memory (page faults and all). Keras's activation and merge layers always write
 a new tensor. kcnn's functional models (`kcnn.models._common.Model`) know,
 while they run, which tensors a layer call reads for the last time, and hand
-such a call here: ResNet-50's, MobileNetV2's and EfficientNet-B0's inference
+such a call here. ResNet-50's, MobileNetV2's and EfficientNet-B0's inference
 steps on torch took 0.99x, 0.93x and 0.92x of the time with their activations
 in place (b16, 224; `benchmarks/graph_run.py`,
-`benchmarks/results/graph_run_torch.json`); the sums and products (residual
-adds, squeeze-and-excitation scales) followed in the same way.
+`benchmarks/results/graph_run_torch.json`), and 0.86x, 0.77x and 0.85x with
+the residual sums and squeeze-and-excitation products in place too
+(`benchmarks/results/graph_run_b16_inplace_merge/graph_run_torch.json`).
 
 `overwrite` returns None, and the layer runs as usual, unless all of these hold,
 so that no one can see the difference but the clock:
@@ -24,7 +26,10 @@ so that no one can see the difference but the clock:
   `keras.layers.Multiply` of inputs of one rank, written into the first or the
   second input, whichever has the result's shape (a product with a broadcast
   scale keeps the feature map's shape), so that the sums and products are
-  Keras's, in Keras's order; no activity regularizer;
+  Keras's, in Keras's order; or, in inference only (not with `training=True`,
+  autograd off or not), kcnn's `BatchNormalization` computing in float32 on a
+  4-D input, with its moving statistics (one `torch.addcmul` into its input,
+  `BatchNormalization._torch_inference`); no activity regularizer;
 - the tensor written into is read by no other layer call after this one, is
   not an output of the model, and shares no memory with the model's inputs or
   any other tensor still held (a layer may return its input or a view of it).
@@ -32,13 +37,19 @@ so that no one can see the difference but the clock:
 
 import keras
 
+from kcnn.layers import normalization
 
-def _function(layer):
-    """The in-place torch function equal to `layer`'s call, or None."""
+
+def _function(layer, x, inference):
+    """The in-place torch function equal to `layer`'s call on `x`, or None."""
     import torch
     import torch.nn.functional as F
 
     if getattr(layer, "activity_regularizer", None) is not None:
+        return None
+    if isinstance(layer, normalization.BatchNormalization):
+        if inference and layer.compute_dtype == "float32" and layer._fused_torch(x, None):
+            return lambda x: layer._torch_inference(x, out=x)
         return None
     if type(layer) is keras.layers.ReLU:
         if layer.negative_slope or layer.threshold:
@@ -66,13 +77,16 @@ def tracing():
     return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
-def overwrite(layer, values, free):
+def overwrite(layer, values, free, inference=False):
     """`layer(values)` written into one of `values`, or None where that cannot be
     shown to be the same.
 
     `free`: {index of a tensor in `values` that may be written into: every other
     tensor the caller still holds (the model's inputs among them)}; the tensor
-    written into must share no memory with any of those.
+    written into must share no memory with any of those. `inference`: the
+    caller runs the model in inference (a batch norm then uses its moving
+    statistics; with `training=True` it must not be written in place, autograd
+    off or not).
     """
     import torch
 
@@ -86,7 +100,7 @@ def overwrite(layer, values, free):
             return None  # a FakeTensor or FunctionalTensor (torch.export, torch.compile) is
             # not `torch.Tensor` itself: a traced program keeps the layer's own op
     if len(values) == 1:
-        function = _function(layer)
+        function = _function(layer, values[0], inference)
         if function is None or 0 not in free or _shares_memory(values[0], free[0]):
             return None
         return function(values[0])

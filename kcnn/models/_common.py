@@ -121,7 +121,10 @@ class Model(keras.Model):
         # (`kcnn.layers.inplace`). `call_fn` (symbolic execution) keeps Keras's.
         if call_fn is not None:
             return super()._run_through_graph(inputs, operation_fn, call_fn)
-        overwrite = inplace.overwrite if keras.backend.backend() == "torch" else None
+        overwrite = None
+        if keras.backend.backend() == "torch":
+            overwrite = functools.partial(inplace.overwrite,
+                                          inference=operation_fn is internal.inference_call)
         return internal.run_graph_releasing(self, inputs, operation_fn, overwrite)
 
 

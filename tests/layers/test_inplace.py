@@ -62,8 +62,8 @@ def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(mode
     ours, theirs = models
     overwritten, overwrite = [], inplace.overwrite
 
-    def spy(layer, values, free):
-        result = overwrite(layer, values, free)
+    def spy(layer, values, free, **kwargs):
+        result = overwrite(layer, values, free, **kwargs)
         if result is not None:
             overwritten.append(layer.name)
         return result
@@ -88,6 +88,73 @@ def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(mode
     for w0, a, b in zip(before, ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a - w0, b - w0, rtol=1e-4, atol=1e-6)
     assert overwritten == []
+
+
+def _batch_norm_graph(model_cls, norm):
+    inputs = keras.Input((5, 5, 3), name="x")
+    a = keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(inputs)
+    b = norm(name="bn_safe")(a)                                       # a read only here
+    c = keras.layers.Conv2D(4, 1, name="conv_c")(b)
+    d = norm(name="bn_read_again")(c)                                 # c read again below
+    e = keras.layers.Add(name="add_safe")([c, d])
+    return model_cls(inputs, e, name="batch_norms")
+
+
+@pytest.fixture(scope="module")
+def batch_norm_models():
+    import kcnn
+
+    ours = _batch_norm_graph(Model, kcnn.layers.BatchNormalization)
+    theirs = _batch_norm_graph(keras.Model, keras.layers.BatchNormalization)
+    rng = np.random.default_rng(1)
+    weights = []
+    for w in ours.get_weights():  # moving statistics far from 0 and 1
+        weights.append(rng.uniform(0.5, 2.0, w.shape).astype("float32") if w.ndim == 1
+                       else rng.normal(size=w.shape).astype("float32"))
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    return ours, theirs
+
+
+def _spying(monkeypatch):
+    overwritten, overwrite = [], inplace.overwrite
+
+    def spy(layer, values, free, **kwargs):
+        result = overwrite(layer, values, free, **kwargs)
+        if result is not None:
+            overwritten.append(layer.name)
+        return result
+
+    monkeypatch.setattr(inplace, "overwrite", spy)
+    return overwritten
+
+
+def test_batch_norm_in_place_in_inference_only(batch_norm_models, monkeypatch):
+    ours, theirs = batch_norm_models
+    overwritten = _spying(monkeypatch)
+    x = np.random.default_rng(2).normal(size=(2, 5, 5, 3)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours.predict_on_batch(x)),
+                               keras.ops.convert_to_numpy(theirs.predict_on_batch(x)),
+                               rtol=1e-5, atol=1e-5)
+    assert sorted(overwritten) == (["add_safe", "bn_safe"] if BACKEND == "torch" else [])
+    # training=True with autograd off (a forward pass under torch.no_grad, as in
+    # a BN-statistics refresh): the batch's statistics and Keras's moving-average
+    # update, so no batch norm may take the inference path in place.
+    overwritten.clear()
+    if BACKEND == "torch":
+        import torch
+
+        with torch.no_grad():
+            got = ours(x, training=True)
+    else:
+        got = ours(x, training=True)
+    expected = theirs(x, training=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                               keras.ops.convert_to_numpy(expected), rtol=1e-4, atol=1e-4)
+    for a, b in zip(ours.non_trainable_weights, theirs.non_trainable_weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   rtol=1e-5, atol=1e-6)
+    assert not any(name.startswith("bn") for name in overwritten)
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="torch tensors are the only mutable ones")

@@ -196,25 +196,31 @@ def test_tensorflow_inference_runs_the_fused_kernel():
 @pytest.mark.skipif(BACKEND != "torch", reason="the fused kernel is torch's")
 @pytest.mark.parametrize("data_format", list(FORMATS))
 def test_torch_training_and_inference_run_the_fused_kernel(data_format, monkeypatch):
+    """Training runs torch's batch_norm, inference one addcmul (`_torch_inference`)."""
     import torch
 
     calls = []
-    fused = torch.nn.functional.batch_norm
+    fused, addcmul = torch.nn.functional.batch_norm, torch.addcmul
 
     def spy(*args, **kwargs):
         calls.append(kwargs["training"])
         return fused(*args, **kwargs)
 
+    def spy_addcmul(*args, **kwargs):
+        calls.append("addcmul")
+        return addcmul(*args, **kwargs)
+
     monkeypatch.setattr(torch.nn.functional, "batch_norm", spy)
+    monkeypatch.setattr(torch, "addcmul", spy_addcmul)
     ours, theirs, x = _pair(data_format=data_format)
     y = ours(torch.tensor(x, requires_grad=True), training=True)
     node = y.grad_fn if data_format == "channels_first" else y.grad_fn.next_functions[0][0]
     assert "BatchNormBackward" in type(node).__name__
     ours(x, training=False)
-    assert calls == [True, False]
+    assert calls == [True, "addcmul"]
     theirs(x, training=True)
     theirs(x, training=False)
-    assert calls == [True, False]  # Keras's layer does not: the spy can tell
+    assert calls == [True, "addcmul"]  # Keras's layer does neither: the spies can tell
 
 
 def test_builders_use_it_and_a_saved_model_keeps_it(tmp_path):
