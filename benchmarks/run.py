@@ -16,6 +16,8 @@ which runs throughput.py alone), and finally prints the
 markdown tables of render.py and writes them to --out/README.md (and, when
 --out is benchmarks/results, into the project README's marked regions).
 Run it on a quiet machine: other work skews every number, torch's most.
+--malloc-threshold BYTES runs the children with glibc's mmap and trim thresholds
+at BYTES (every result file records the allocator settings it ran with).
 """
 
 import argparse

@@ -10,9 +10,12 @@ while they run, which tensors a layer call reads for the last time, and hand
 such a call here. ResNet-50's, MobileNetV2's and EfficientNet-B0's inference
 steps on torch took 0.99x, 0.93x and 0.92x of the time with their activations
 in place (b16, 224; `benchmarks/graph_run.py`,
-`benchmarks/results/graph_run_torch.json`), and 0.86x, 0.77x and 0.85x with
-the residual sums and squeeze-and-excitation products in place too
-(`benchmarks/results/graph_run_b16_inplace_merge/graph_run_torch.json`).
+`benchmarks/results/graph_run_torch.json`), 0.86x, 0.77x and 0.85x with the
+residual sums and squeeze-and-excitation products in place too
+(`benchmarks/results/graph_run_b16_inplace_merge/graph_run_torch.json`), and
+0.77x, 0.62x and 0.64x with the batch norms in place as well
+(`benchmarks/results/graph_run_b16_inplace_bn/graph_run_torch.json`;
+torchvision's `eval()` batch norms write a new tensor).
 
 `overwrite` returns None, and the layer runs as usual, unless all of these hold,
 so that no one can see the difference but the clock:

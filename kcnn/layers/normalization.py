@@ -26,11 +26,14 @@ class BatchNormalization(keras.layers.BatchNormalization):
     - torch, training: `torch.nn.functional.batch_norm` (one kernel forward,
       one backward) instead of Keras's element-wise passes; inference: one
       `torch.addcmul` with torch's formula (`_torch_inference`),
-      for 4-D channels-last or channels-first input. Measured in one process,
-      interleaved, on 2 CPUs (benchmarks/batchnorm.py): a (16, 56, 56, 256)
-      layer trains (forward + backward) in 0.3-0.4x and infers in 0.6-0.7x of
-      Keras's time; a ResNet-50 (MobileNetV2) train step at batch 16, 224x224,
-      in 0.65x (0.46x) of the time with Keras's path. Channels-last
+      for 4-D channels-last or channels-first input; in a kcnn model's
+      inference it writes into the convolution output it reads
+      (`kcnn.layers.inplace`). Measured in one process, interleaved, on 2 CPUs
+      (benchmarks/batchnorm.py): a (16, 56, 56, 256) layer trains (forward +
+      backward) in 0.3-0.4x of Keras's time (and inferred in 0.6-0.7x with
+      torch's `batch_norm`, before the addcmul); a ResNet-50 (MobileNetV2) train
+      step at batch 16, 224x224, in 0.65x (0.46x) of the time with Keras's
+      path. Channels-last
       input goes in as a permuted view, which torch reads in its
       `channels_last` memory format: no copy. torch's own running-statistics
       update uses the unbiased variance, so it only writes throwaway buffers
