@@ -1,5 +1,6 @@
-"""The benchmarks' interleaved rounds (benchmarks/_bench.py): every contender is
-timed from the same idle start, and none always follows the same neighbour."""
+"""The benchmarks' harness: interleaved rounds (benchmarks/_bench.py) in which every
+contender is timed from the same idle start and none always follows the same
+neighbour, and the environment run.py gives its children."""
 
 import importlib.util
 import os
@@ -55,3 +56,17 @@ def test_every_timed_run_starts_after_the_machine_settled(bench):
     gaps = [s - e for e, s in zip(ends, starts[1:])]
     assert len(gaps) == 5 and min(gaps) >= 0.05
     assert bench.SETTLE_SECONDS >= 0.2  # measured: 0.05 s did not let OpenBLAS's threads stop
+
+
+def test_run_py_gives_its_children_the_allocator_thresholds_asked_for():
+    # What run.py's children run with; the result files record it (_bench.machine).
+    spec = importlib.util.spec_from_file_location(
+        "run", os.path.join(ROOT, "benchmarks", "run.py"))
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    env = run.child_env("torch", 4_000_000_000)
+    assert env["KERAS_BACKEND"] == "torch"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == env["MALLOC_TRIM_THRESHOLD_"] == "4000000000"
+    plain = run.child_env("jax")
+    assert plain["KERAS_BACKEND"] == "jax"
+    assert plain.get("MALLOC_MMAP_THRESHOLD_") == os.environ.get("MALLOC_MMAP_THRESHOLD_")

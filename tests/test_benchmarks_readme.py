@@ -87,15 +87,3 @@ def test_a_result_with_a_tuned_allocator_says_so_where_it_is_shown(render, tmp_p
             f"{machine['date'][:10]}, MALLOC_MMAP_THRESHOLD_=4000000000, "
             f"MALLOC_TRIM_THRESHOLD_=4000000000; ") in render.readme_regions(str(tmp_path))["b16"]
 
-
-def test_run_py_gives_its_children_the_allocator_thresholds_asked_for():
-    spec = importlib.util.spec_from_file_location(
-        "run", os.path.join(ROOT, "benchmarks", "run.py"))
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
-    env = run.child_env("torch", 4_000_000_000)
-    assert env["KERAS_BACKEND"] == "torch"
-    assert env["MALLOC_MMAP_THRESHOLD_"] == env["MALLOC_TRIM_THRESHOLD_"] == "4000000000"
-    plain = run.child_env("jax")
-    assert plain["KERAS_BACKEND"] == "jax"
-    assert plain.get("MALLOC_MMAP_THRESHOLD_") == os.environ.get("MALLOC_MMAP_THRESHOLD_")
