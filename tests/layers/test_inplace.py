@@ -57,9 +57,7 @@ def models():
     return ours, theirs
 
 
-def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(models,
-                                                                           monkeypatch):
-    ours, theirs = models
+def _spying(monkeypatch):
     overwritten, overwrite = [], inplace.overwrite
 
     def spy(layer, values, free, **kwargs):
@@ -69,6 +67,13 @@ def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(mode
         return result
 
     monkeypatch.setattr(inplace, "overwrite", spy)
+    return overwritten
+
+
+def test_outputs_and_input_are_keras_s_and_only_the_safe_calls_run_in_place(models,
+                                                                           monkeypatch):
+    ours, theirs = models
+    overwritten = _spying(monkeypatch)
     x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32") * 4
     given = keras.ops.convert_to_tensor(x)
     expected = [keras.ops.convert_to_numpy(y) for y in theirs.predict_on_batch(x)]
@@ -114,19 +119,6 @@ def batch_norm_models():
     ours.set_weights(weights)
     theirs.set_weights(weights)
     return ours, theirs
-
-
-def _spying(monkeypatch):
-    overwritten, overwrite = [], inplace.overwrite
-
-    def spy(layer, values, free, **kwargs):
-        result = overwrite(layer, values, free, **kwargs)
-        if result is not None:
-            overwritten.append(layer.name)
-        return result
-
-    monkeypatch.setattr(inplace, "overwrite", spy)
-    return overwritten
 
 
 def test_batch_norm_in_place_in_inference_only(batch_norm_models, monkeypatch):
