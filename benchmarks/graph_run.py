@@ -13,8 +13,9 @@ process, interleaved rounds after a warm-up, `_bench.interleaved`):
   each convolution's channels_last weight is kept while the kernel is
   unchanged and autograd is off (`kcnn.layers.conv._torch_weight`);
 - "not_in_place": the same model releasing its intermediates but computing
-  every activation, residual sum and squeeze-and-excitation product into a new
-  tensor (torch only; `kcnn.layers.inplace` is what differs);
+  every activation, residual sum, squeeze-and-excitation product and (in
+  inference) batch norm into a new tensor (torch only; `kcnn.layers.inplace`
+  is what differs);
 - "keras_call" (torch only): the same model calling every layer through
   Keras's `Layer.__call__` in inference too, where kcnn's runs each layer's
   `call` directly with autograd off (`kcnn._keras_internal.inference_call`);
